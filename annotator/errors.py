@@ -1,0 +1,46 @@
+"""Typed errors for what a user can cause.
+
+Every message says what happened and what to do next; the GUI and the CLI show ``str(error)``
+as it is, so write messages for people, not for developers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AnnotatorError(Exception):
+    """Base class of every error a user can cause and recover from."""
+
+
+class ImageReadError(AnnotatorError):
+    """An image file could not be read (missing, empty, truncated, not an image, too large)."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"Cannot read image {self.path}: {reason}")
+
+
+class WeightsUnavailableError(AnnotatorError):
+    """Model weights are missing, partial or corrupt; the message names the fixes."""
+
+
+class ProjectError(AnnotatorError):
+    """A project folder or its sidecar store cannot be used as asked."""
+
+
+class ProjectLockedError(ProjectError):
+    """Another process holds the project open for writing."""
+
+
+class LabelFileError(ProjectError):
+    """A stored label map is unreadable or does not match its image."""
+
+
+class FormatError(AnnotatorError):
+    """An import or export could not be done (bad source file, unknown format, ...)."""
+
+
+class JobCancelled(AnnotatorError):
+    """A batch job stopped because the user asked it to."""

@@ -1,0 +1,1 @@
+"""Data files shipped with annotator (installed as ``annotator.resources``)."""
