@@ -1,0 +1,74 @@
+"""Import and export of label maps: COCO JSON, Pascal-VOC, plain index masks, labelme JSON.
+
+Every function here is a batch job (a generator yielding :class:`annotator.progress.Progress`,
+taking ``should_stop``; its return value is a :class:`TransferReport`). All of them read and write
+through :class:`annotator.project.Project`; none imports Qt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from annotator.errors import FormatError
+from annotator.formats._common import ExportOptions, ImportOptions, TransferReport
+from annotator.progress import Job, ShouldStop, never_stop
+from annotator.project import Project
+
+EXPORT_FORMATS = ("coco", "voc", "masks")
+IMPORT_FORMATS = ("voc", "coco", "labelme", "masks")
+
+
+def _exporter(name: str) -> Callable[..., Job[TransferReport]]:
+    from annotator.formats import coco, masks, voc
+
+    table = {"coco": coco.export_coco, "voc": voc.export_voc, "masks": masks.export_masks}
+    if name not in table:
+        raise FormatError(
+            f"Unknown export format {name!r}; choose one of {', '.join(EXPORT_FORMATS)}."
+        )
+    return table[name]
+
+
+def _importer(name: str) -> Callable[..., Job[TransferReport]]:
+    from annotator.formats import coco, labelme, masks, voc
+
+    table = {
+        "voc": voc.import_voc,
+        "coco": coco.import_coco,
+        "labelme": labelme.import_labelme,
+        "masks": masks.import_masks,
+    }
+    if name not in table:
+        raise FormatError(
+            f"Unknown import format {name!r}; choose one of {', '.join(IMPORT_FORMATS)}."
+        )
+    return table[name]
+
+
+def export_project(
+    project: Project,
+    fmt: str,
+    out: str | Path,
+    options: ExportOptions | None = None,
+    should_stop: ShouldStop = never_stop,
+) -> Job[TransferReport]:
+    """Export the project's human labels as ``fmt`` (``coco``, ``voc`` or ``masks``) to ``out``."""
+    return _exporter(fmt)(project, Path(out), options or ExportOptions(), should_stop)
+
+
+def import_into_project(
+    project: Project,
+    fmt: str,
+    source: str | Path,
+    options: ImportOptions | None = None,
+    should_stop: ShouldStop = never_stop,
+) -> Job[TransferReport]:
+    """Import labels from ``source`` as human labels (status ``edited``)."""
+    return _importer(fmt)(project, Path(source), options or ImportOptions(), should_stop)
+
+
+__all__ = [
+    "EXPORT_FORMATS", "IMPORT_FORMATS", "ExportOptions", "ImportOptions", "TransferReport",
+    "export_project", "import_into_project",
+]  # fmt: skip

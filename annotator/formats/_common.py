@@ -1,0 +1,191 @@
+"""What every exporter and importer shares: choosing images, splits, class indices, matching."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+import numpy as np
+
+from annotator.errors import FormatError, JobCancelled
+from annotator.progress import ShouldStop
+from annotator.project import ClassInfo, ImageRecord, Project
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Settings of one export.
+
+    ``statuses``: only images with one of these statuses (``None`` = any image with human
+    labels). ``split``: fraction of images in ``train`` (the rest in ``val``; deterministic).
+    COCO: ``per_region`` one annotation per connected region (else one per class per image);
+    ``polygons`` instead of RLE (lossy: holes are filled, edges follow pixel centres).
+    """
+
+    statuses: tuple[str, ...] | None = None
+    split: float = 1.0
+    per_region: bool = True
+    polygons: bool = False
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """Settings of one import. ``overwrite``: replace existing human labels (else skip them).
+    ``class_names``: names by index for index-mask formats (VOC, masks)."""
+
+    overwrite: bool = False
+    class_names: tuple[str, ...] | None = None
+
+
+@dataclass
+class TransferReport:
+    """What an export or import did: counts, and a line per skipped item saying why."""
+
+    written: int = 0
+    skipped: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    def summary(self, verb: str) -> str:
+        text = f"{verb} {self.written} images"
+        if self.skipped:
+            text += f"; skipped {len(self.skipped)}:\n  " + "\n  ".join(self.skipped[:20])
+        return text
+
+
+def check_stop(should_stop: ShouldStop) -> None:
+    if should_stop():
+        raise JobCancelled("Stopped by the user; files already written are complete.")
+
+
+def select_images(project: Project, options: ExportOptions) -> list[ImageRecord]:
+    """Images with human labels (and one of ``options.statuses`` if given), by path."""
+    records = project.list_images(status=options.statuses, has_labels=True)
+    if not records:
+        wanted = ", ".join(options.statuses) if options.statuses else "any status"
+        raise FormatError(
+            f"No image in {project.root} has human labels ({wanted}); label or review some first."
+        )
+    return records  # fmt: skip
+
+
+def split_records(
+    records: Sequence[ImageRecord], train_fraction: float, seed: int
+) -> dict[str, str]:
+    """``relpath -> "train" | "val"``, a seeded shuffle so repeated exports agree."""
+    if not 0.0 <= train_fraction <= 1.0:
+        raise FormatError(f"--split must be between 0 and 1, not {train_fraction}.")
+    order = sorted(r.relpath for r in records)
+    random.Random(seed).shuffle(order)
+    cut = round(len(order) * train_fraction)
+    return {relpath: ("train" if i < cut else "val") for i, relpath in enumerate(order)}  # fmt: skip
+
+
+def flat_name(relpath: str) -> str:
+    """A flat file stem for formats without subfolders: ``a/b/c.jpg`` -> ``a__b__c``."""
+    return str(PurePosixPath(relpath).with_suffix("")).replace("/", "__")
+
+
+class ClassIndex:
+    """Compact indices ``0..K-1`` for the project's classes in display order (ids may be sparse)."""
+
+    def __init__(self, project: Project) -> None:
+        self.classes: list[ClassInfo] = project.list_classes()
+        self.unlabeled = project.unlabeled_value
+        self.lut = np.full(int(np.iinfo(project.label_dtype).max) + 1, -1, np.int64)
+        for index, info in enumerate(self.classes):
+            self.lut[info.id] = index
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def to_indices(self, label_map: np.ndarray) -> np.ndarray:
+        """``[H, W]`` project ids -> ``[H, W]`` int64 compact indices, -1 = unlabeled."""
+        return self.lut[label_map]
+
+
+def resolve_classes(project: Project, names: Iterable[str]) -> dict[str, int]:
+    """Project class id for each name, adding classes that do not exist yet (merge by name)."""
+    ids: dict[str, int] = {}
+    for name in names:
+        found = project.find_class(name)
+        ids[name] = found.id if found is not None else project.add_class(name).id
+    return ids
+
+
+class ImageMatcher:
+    """Finds the project image an imported item belongs to: by relative path, then by the
+    flattened name the exporters write, then by file stem (only when that stem is unique)."""
+
+    def __init__(self, project: Project) -> None:
+        self.records = {r.relpath: r for r in project.list_images()}
+        self._by_key: dict[str, list[str]] = {}
+        for relpath in self.records:
+            keys = {
+                str(PurePosixPath(relpath).with_suffix("")),
+                flat_name(relpath),
+                PurePosixPath(relpath).stem,
+            }
+            for key in keys:
+                self._by_key.setdefault(key, []).append(relpath)
+
+    def find(self, name: str) -> ImageRecord | None:
+        """The record for ``name`` (a relative path, flat name or stem, suffix optional)."""
+        name = name.replace("\\", "/").lstrip("./")
+        if name in self.records:
+            return self.records[name]
+        for key in (str(PurePosixPath(name).with_suffix("")), PurePosixPath(name).stem):
+            hits = self._by_key.get(key, [])
+            if len(hits) == 1:
+                return self.records[hits[0]]
+        return None  # fmt: skip
+
+
+def store_imported(
+    project: Project,
+    record: ImageRecord,
+    label_map: np.ndarray,
+    options: ImportOptions,
+    report: TransferReport,
+) -> None:
+    """Save an imported map as human labels (status ``edited``) unless labels exist and
+    ``overwrite`` is off."""
+    if record.has_labels and not options.overwrite:
+        report.skipped.append(
+            f"{record.relpath}: has human labels already (use --overwrite to replace them)"
+        )
+        return
+    if label_map.shape != (record.height, record.width):
+        report.skipped.append(
+            f"{record.relpath}: the labels are {label_map.shape[1]} x {label_map.shape[0]} but the image is "
+            f"{record.width} x {record.height}"
+        )
+        return
+    project.save_labels(record.relpath, label_map, status="edited")
+    report.written += 1  # fmt: skip
+
+
+def ids_from_indices(
+    indices: np.ndarray, class_ids: Sequence[int], unlabeled_index: int, project: Project
+) -> np.ndarray:
+    """``[H, W]`` index mask -> project ids: index ``i`` -> ``class_ids[i]``, ``unlabeled_index``
+    -> unlabeled. Raises :class:`FormatError` for indices without a class name."""
+    top = int(indices.max()) if indices.size else 0
+    lut = np.full(max(top, unlabeled_index, len(class_ids)) + 1, -2, np.int64)
+    lut[: len(class_ids)] = class_ids
+    lut[unlabeled_index] = project.unlabeled_value
+    mapped = lut[indices]
+    if (mapped == -2).any():
+        bad = sorted({int(v) for v in np.unique(indices[mapped == -2])})
+        raise FormatError(
+            f"class indices {bad[:10]} have no class name; pass --classes with one name per line"
+        )
+    return mapped.astype(project.label_dtype)  # fmt: skip
+
+
+#: Defaults as module-level singletons (the options are frozen, so sharing them is safe).
+DEFAULT_EXPORT = ExportOptions()
+DEFAULT_IMPORT = ImportOptions()
