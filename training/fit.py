@@ -1,0 +1,114 @@
+"""Fitting the head on per-pixel samples held in numpy arrays (no project, no engine needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from annotator.errors import JobCancelled
+from annotator.progress import Progress, ShouldStop
+from training.head import HeadSpec, PixelHead
+
+
+@dataclass
+class SampleSet:
+    """Training pixels: ``filters`` float32 [N, Ff], ``clip`` float32 [N, D] or None,
+    ``labels`` int64 [N] (index into the head's classes), ``weights`` float32 [N]."""
+
+    filters: np.ndarray
+    clip: np.ndarray | None
+    labels: np.ndarray
+    weights: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @staticmethod
+    def concatenate(parts: list[SampleSet]) -> SampleSet:
+        parts = [part for part in parts if len(part)]
+        clip = (
+            None if any(p.clip is None for p in parts) else np.concatenate([p.clip for p in parts])
+        )
+        return SampleSet(
+            filters=np.concatenate([p.filters for p in parts]),
+            clip=clip,
+            labels=np.concatenate([p.labels for p in parts]),
+            weights=np.concatenate([p.weights for p in parts]),
+        )
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Optimiser settings of one fit."""
+
+    steps: int = 300
+    batch_size: int = 4096
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when present, else CPU; any other value is passed to torch."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _tensors(samples: SampleSet, device: torch.device) -> tuple[torch.Tensor, ...]:
+    filters = torch.from_numpy(samples.filters).to(device)
+    clip = torch.from_numpy(samples.clip).to(device) if samples.clip is not None else None
+    labels = torch.from_numpy(samples.labels.astype(np.int64)).to(device)
+    weights = torch.from_numpy(samples.weights.astype(np.float32)).to(device)
+    return filters, clip, labels, weights
+
+
+def fit_head(
+    spec: HeadSpec,
+    samples: SampleSet,
+    settings: FitSettings,
+    should_stop: ShouldStop,
+    device: torch.device,
+    progress_data: dict | None = None,
+) -> Generator[Progress, None, PixelHead]:
+    """Train a fresh :class:`PixelHead` on ``samples`` with Adam and weighted cross-entropy.
+
+    Yields :class:`Progress` every few steps with ``data = {**progress_data, "step", "loss"}``;
+    raises :class:`JobCancelled` as soon as ``should_stop()`` is true. Returns the head in eval
+    mode on the CPU.
+    """
+    if len(samples) == 0:
+        raise ValueError("no training pixels")
+    torch.manual_seed(settings.seed)
+    generator = torch.Generator(device="cpu").manual_seed(settings.seed)
+    head = PixelHead(spec)
+    filters, clip, labels, weights = _tensors(samples, device)
+    head.set_normalisation(filters.cpu() if device.type != "cpu" else filters)
+    head.to(device).train()
+    optimiser = torch.optim.AdamW(
+        head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, settings.steps))
+    report_every = max(1, settings.steps // 50)
+    for step in range(1, settings.steps + 1):
+        if should_stop():
+            raise JobCancelled("Retraining was cancelled; the previous model version stays active.")
+        batch = torch.randint(
+            len(samples), (min(settings.batch_size, len(samples)),), generator=generator
+        ).to(device)
+        logits = head(filters[batch], clip[batch] if clip is not None else None)
+        loss = (F.cross_entropy(logits, labels[batch], reduction="none") * weights[batch]).mean()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        if step % report_every == 0 or step == settings.steps:
+            data = {**(progress_data or {}), "step": step, "loss": float(loss.detach())}
+            yield Progress(
+                step, settings.steps, f"step {step}/{settings.steps}, loss {data['loss']:.4f}", data
+            )
+    return head.cpu().eval()

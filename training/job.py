@@ -1,0 +1,279 @@
+"""The retraining job: features, fit on human labels, self-training rounds, scores, versions."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from annotator.errors import JobCancelled
+from annotator.metrics import MetricsReport
+from annotator.progress import Progress, ShouldStop, never_stop
+from training.adapter import TrainedAdapter
+from training.config import TrainConfig
+from training.dataset import Split, class_prompts, load_view, split_project
+from training.evaluate import HeldOutImage, positions_lut, score_images
+from training.filters import FilterCache
+from training.fit import SampleSet, fit_head, resolve_device
+from training.fusion import softmax
+from training.head import HeadSpec, PixelHead
+from training.models import activate_version, load_active_adapter, version_store
+from training.samples import samples_from_targets, select_pseudo_labels
+from training.versions import ModelVersion
+from training.views import resize_labels
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`: ``version`` (now active) and ``versions`` (one per round),
+    metrics of the previously active model (``metrics_before``) and of ``version``
+    (``metrics_after``) on the same held-out images, every reported loss, the split used and
+    the number of pseudo-labelled pixels per round."""
+
+    version: ModelVersion
+    versions: list[ModelVersion]
+    metrics_before: MetricsReport
+    metrics_after: MetricsReport
+    losses: list[float] = field(default_factory=list)
+    split: Split | None = None
+    pseudo_pixels: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Run:
+    """What one training run shares between its steps."""
+
+    project: Any
+    segmenter: Any
+    config: TrainConfig
+    should_stop: ShouldStop
+    class_ids: list[int]
+    prompts: list[str]
+    names: list[str]
+    filter_cache: FilterCache
+    rng: np.random.Generator
+
+    def check(self) -> None:
+        if self.should_stop():
+            raise JobCancelled("Retraining was cancelled; the previous model version stays active.")
+
+    def view(self, relpath: str) -> Any:
+        return load_view(self.project, self.segmenter, relpath, self.prompts, self.config)
+
+    @property
+    def use_clip(self) -> bool:
+        return self.config.use_clip_features and self.segmenter is not None
+
+
+def _human_targets(run: _Run, relpath: str, size: tuple[int, int]) -> np.ndarray:
+    """Human labels of ``relpath`` as class ids int64 [h, w] at working size (-1 = none)."""
+    labels = run.project.load_labels(relpath)
+    lut = positions_lut(run.project, run.class_ids)
+    ids = np.asarray(run.class_ids + [-1], dtype=np.int64)
+    return ids[lut[resize_labels(labels, size)]]
+
+
+def _collect_human(run: _Run, split: Split) -> Generator[Progress, None, SampleSet]:
+    parts = []
+    for done, relpath in enumerate(split.train, start=1):
+        run.check()
+        view = run.view(relpath)
+        filters = run.filter_cache.get(view.image)
+        targets = _human_targets(run, relpath, view.size)
+        parts.append(
+            samples_from_targets(
+                view, filters, targets, run.config.samples_per_class, 1.0, run.rng, run.use_clip
+            )
+        )
+        yield Progress(done, len(split.train), f"features of {relpath}", {"phase": "features"})
+    return SampleSet.concatenate(parts)
+
+
+def _collect_holdout(run: _Run, split: Split) -> Generator[Progress, None, list[HeldOutImage]]:
+    lut = positions_lut(run.project, run.class_ids)
+    items = []
+    for done, relpath in enumerate(split.holdout, start=1):
+        run.check()
+        truth = lut[run.project.load_labels(relpath)]
+        items.append(HeldOutImage(relpath, run.view(relpath), truth))
+        yield Progress(done, len(split.holdout), f"held-out {relpath}", {"phase": "holdout"})
+    return items
+
+
+def _head_for(
+    run: _Run, samples: SampleSet, round_index: int
+) -> Generator[Progress, None, PixelHead]:
+    """Fit a fresh head on ``samples`` (labels = class ids) over the classes they contain."""
+    learned = tuple(int(c) for c in np.unique(samples.labels))
+    to_index = np.full(max(learned) + 1, -1, np.int64)
+    to_index[list(learned)] = np.arange(len(learned))
+    indexed = SampleSet(samples.filters, samples.clip, to_index[samples.labels], samples.weights)
+    clip_channels = 0 if indexed.clip is None else indexed.clip.shape[1]
+    spec = HeadSpec(indexed.filters.shape[1], clip_channels, run.config.hidden, learned)
+    data = {"phase": "fit", "round": round_index + 1}
+    device = resolve_device(run.config.device)
+    job = fit_head(
+        spec, indexed, run.config.fit_settings(round_index), run.should_stop, device, data
+    )
+    return (yield from job)
+
+
+def _adapter(run: _Run, head: PixelHead) -> TrainedAdapter:
+    names = {cid: run.names[i] for i, cid in enumerate(run.class_ids)}
+    learned = {cid: names[cid] for cid in head.spec.class_ids if cid in names}
+    return TrainedAdapter(
+        head, learned, run.config.filter_spec, run.config.fusion, filter_cache=run.filter_cache
+    )
+
+
+def _pseudo_samples(
+    run: _Run, split: Split, adapter: TrainedAdapter, round_index: int
+) -> Generator[Progress, None, SampleSet]:
+    """Confident predictions of ``adapter`` on unlabelled images, as weighted samples."""
+    config = run.config
+    relpaths = split.unlabelled[: config.pseudo_max_images]
+    ids = np.asarray(run.class_ids, dtype=np.int64)
+    parts = []
+    for done, relpath in enumerate(relpaths, start=1):
+        run.check()
+        view = run.view(relpath)
+        probabilities = softmax(adapter(view))
+        positions, _ = select_pseudo_labels(
+            probabilities, config.pseudo_top_fraction, config.pseudo_min_confidence
+        )
+        targets = np.where(positions >= 0, ids[np.maximum(positions, 0)], -1)
+        filters = run.filter_cache.get(view.image)
+        parts.append(
+            samples_from_targets(
+                view,
+                filters,
+                targets,
+                config.samples_per_class,
+                config.pseudo_weight,
+                run.rng,
+                run.use_clip,
+            )
+        )
+        data = {"phase": "pseudo-labels", "round": round_index + 1}
+        yield Progress(done, len(relpaths), f"pseudo-labels of {relpath}", data)
+    return SampleSet.concatenate(parts) if parts else _empty_like()
+
+
+def _empty_like() -> SampleSet:
+    return SampleSet(
+        np.zeros((0, 0), np.float32), None, np.zeros(0, np.int64), np.zeros(0, np.float32)
+    )
+
+
+def _settings(run: _Run, split: Split) -> dict[str, Any]:
+    engine = getattr(run.segmenter, "config", None)
+    return {
+        "train": run.config.to_json(),
+        "engine": _engine_json(engine),
+        "train_images": list(split.train),
+        "holdout_images": list(split.holdout),
+    }
+
+
+def _engine_json(engine: Any) -> dict[str, Any] | None:
+    if engine is None:
+        return None
+    from dataclasses import asdict, is_dataclass
+
+    return asdict(engine) if is_dataclass(engine) else {"repr": repr(engine)}
+
+
+def _start(project: Any, segmenter: Any, config: TrainConfig, should_stop: ShouldStop) -> _Run:
+    class_ids, prompts = class_prompts(project)
+    names = {info.id: info.name for info in project.list_classes()}
+    return _Run(
+        project, segmenter, config, should_stop, class_ids, prompts,
+        [names[cid] for cid in class_ids], FilterCache(config.filter_spec, 1024 * 2**20),
+        np.random.default_rng(config.seed),
+    )  # fmt: skip
+
+
+def _unseen(run: _Run, learned: set[int]) -> list[str]:
+    return [run.names[i] for i, cid in enumerate(run.class_ids) if cid not in learned]
+
+
+def train(
+    project: Any,
+    segmenter: Any = None,
+    config: TrainConfig | None = None,
+    should_stop: ShouldStop = never_stop,
+) -> Generator[Progress, None, TrainResult]:
+    """Retrain the project's head; a batch job (see :mod:`annotator.progress`).
+
+    Round 1 fits on the human labels of edited/reviewed images (minus the held-out ones); every
+    further round adds confident pseudo-labels of unlabelled images (never stored as labels).
+    Each round is saved as a version with its held-out metrics; the last one is activated when
+    the job finishes. ``segmenter`` (the engine) may be None: filter features only. Progress
+    ``data`` is a dict with ``phase`` ("features", "holdout", "fit", "pseudo-labels") and, while
+    fitting, ``round``, ``step`` and ``loss``. Cancelling (``should_stop``) raises
+    :class:`JobCancelled` and leaves the active version unchanged.
+    """
+    config = config or TrainConfig()
+    run = _start(project, segmenter, config, should_stop)
+    split = split_project(project, config)
+    human = yield from _collect_human(run, split)
+    holdout = yield from _collect_holdout(run, split)
+    seen = {int(c) for c in np.unique(human.labels)}
+    before = score_images(holdout, load_active_adapter(project), run.names, _unseen(run, seen))
+    samples, versions, losses, pseudo_counts = human, [], [], []
+    for round_index in range(config.rounds):
+        head = yield from _collect_losses(_head_for(run, samples, round_index), losses)
+        adapter = _adapter(run, head)
+        after = score_images(holdout, adapter, run.names, _unseen(run, seen))
+        versions.append(_save(run, split, head, before, after, round_index, pseudo_counts))
+        if round_index + 1 < config.rounds:
+            pseudo = yield from _pseudo_samples(run, split, adapter, round_index + 1)
+            pseudo_counts.append(len(pseudo))
+            samples = SampleSet.concatenate([human, pseudo])
+    run.check()
+    activate_version(project, versions[-1].id)
+    final = version_store(project).get(versions[-1].id)
+    return TrainResult(final, versions[:-1] + [final], before, after, losses, split, pseudo_counts)
+
+
+def _collect_losses(
+    job: Generator[Progress, None, PixelHead], losses: list[float]
+) -> Generator[Progress, None, PixelHead]:
+    """Pass ``job``'s progress through, recording every reported loss in ``losses``."""
+    while True:
+        try:
+            step = next(job)
+        except StopIteration as done:
+            return done.value
+        if isinstance(step.data, dict) and "loss" in step.data:
+            losses.append(step.data["loss"])
+        yield step
+
+
+def _save(
+    run: _Run,
+    split: Split,
+    head: PixelHead,
+    before: MetricsReport,
+    after: MetricsReport,
+    round_index: int,
+    pseudo_counts: list[int],
+) -> ModelVersion:
+    names = {cid: run.names[i] for i, cid in enumerate(run.class_ids)}
+    extra = {
+        "class_ids": list(head.spec.class_ids),
+        "filter_sigmas": list(run.config.filter_sigmas),
+        "fusion": {"lam": run.config.fusion_lambda, "gamma": run.config.calibration_gamma},
+        "round": round_index + 1,
+        "pseudo_pixels": list(pseudo_counts),
+    }
+    metrics = {"before": _report_json(before), "after": _report_json(after)}
+    return version_store(run.project).save(head, names, metrics, _settings(run, split), extra)
+
+
+def _report_json(report: MetricsReport) -> dict[str, Any]:
+    data = report.to_dict()
+    data.pop("matrix", None)
+    return data
