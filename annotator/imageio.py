@@ -10,6 +10,7 @@ file and the reason.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +29,20 @@ DEFAULT_MAX_PIXELS = 250_000_000
 # EXIF orientations 5-8 swap width and height.
 _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 _EXIF_ORIENTATION_TAG = 0x0112
+# Pillow's bomb guard is a process-wide setting. It is raised once, here, to our limit (some
+# decoders, e.g. TIFF, check it again while loading); it is switched off only while a header is
+# parsed (under this lock, so threads cannot leave it off), so scans report sizes of huge images
+# instead of failing; load_image then enforces the limit explicitly.
+_GUARD_LOCK = threading.Lock()
 
 
 def max_pixels_limit() -> int:
     """The pixel limit in force: ``ANNOTATOR_MAX_PIXELS`` if set, else :data:`DEFAULT_MAX_PIXELS`."""
     value = os.environ.get("ANNOTATOR_MAX_PIXELS", "")
     return int(value) if value.strip().isdigit() else DEFAULT_MAX_PIXELS
+
+
+Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels_limit())
 
 
 def is_image_file(path: str | Path) -> bool:
@@ -74,7 +83,13 @@ def _open(path: Path) -> Image.Image:
     if path.stat().st_size == 0:
         raise ImageReadError(path, "the file is empty (0 bytes)")
     try:
-        return Image.open(path)
+        with _GUARD_LOCK:
+            previous_limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                return Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous_limit
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image file, or a format Pillow cannot read") from None
     except OSError as error:
@@ -146,10 +161,7 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
     """
     path = Path(path)
     limit = max_pixels_limit() if max_pixels is None else max_pixels
-    previous_limit = Image.MAX_IMAGE_PIXELS
     try:
-        # Pillow's bomb guard is replaced by our own explicit limit (checked from the header).
-        Image.MAX_IMAGE_PIXELS = None
         with _open(path) as image:
             _check_size(path, image, limit)
             image.load()
@@ -161,5 +173,7 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
         raise ImageReadError(path, f"the file is damaged or truncated ({error})") from error
     except MemoryError:
         raise ImageReadError(path, "not enough memory to decode it") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous_limit
+    except Image.DecompressionBombError as error:
+        raise ImageReadError(
+            path, f"{error}; set ANNOTATOR_MAX_PIXELS before starting annotator to open it"
+        ) from error

@@ -1,0 +1,66 @@
+"""``annotator eval``: mIoU, PA, MA and seen/unseen hIoU over a whole data set.
+
+``annotator eval --gt DIR --pred DIR`` scores two folders of index masks;
+``annotator eval FOLDER`` scores a project's stored proposals against its human labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from annotator.metrics import MetricsReport
+
+NAME = "eval"
+HELP = "score predictions against labels: mIoU, PA, MA, seen/unseen mIoU and hIoU"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "folder", nargs="?", help="a project: score its proposals against its human labels"
+    )
+    parser.add_argument("--gt", help="folder of truth index masks (PNG)")
+    parser.add_argument("--pred", help="folder of predicted index masks, same relative names")
+    parser.add_argument("--classes", help="text file with one class name per line, in index order")
+    parser.add_argument(
+        "--unseen", default="", help="comma-separated unseen class names (for hIoU)"
+    )
+    parser.add_argument(
+        "--ignore", type=int, default=255, help="truth value to ignore (default 255)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--sidecar", default=None, help="project data folder (default FOLDER/.annotator)"
+    )
+    parser.set_defaults(run=run)  # fmt: skip
+
+
+def _evaluate(args: argparse.Namespace) -> MetricsReport:
+    from annotator.cli.export import drain
+    from annotator.errors import FormatError
+    from annotator.metrics import evaluate_folders, evaluate_project, read_class_names
+    from annotator.project import Project
+
+    unseen = [n.strip() for n in args.unseen.split(",") if n.strip()]
+    if args.folder and not (args.gt or args.pred):
+        with Project.open(args.folder, sidecar=args.sidecar, read_only=True) as project:
+            return drain(evaluate_project(project), "eval")
+    if not (args.gt and args.pred) or args.folder:
+        raise FormatError("Give either a project FOLDER, or both --gt DIR and --pred DIR.")
+    names = read_class_names(args.classes) if args.classes else None
+    return evaluate_folders(args.gt, args.pred, names, unseen, args.ignore)
+
+
+def run(args: argparse.Namespace) -> int:
+    from annotator.errors import AnnotatorError
+    from annotator.metrics import report_to_json
+
+    try:
+        report = _evaluate(args)
+    except AnnotatorError as error:
+        print(f"annotator eval: {error}", file=sys.stderr)
+        return 1
+    print(report_to_json(report) if args.json else report.format_table())
+    return 0
