@@ -1,0 +1,307 @@
+"""The segmenter: encode an image once, answer many class-name queries against its features."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from annotator.engine._cache import ByteLRU
+from annotator.engine.backbone import Backbone
+from annotator.engine.config import EngineConfig, EngineConfigError
+from annotator.engine.devices import autocast, empty_cache, is_out_of_memory
+from annotator.engine.features import (
+    Layout,
+    Tiling,
+    choose_tiling,
+    encode_dense,
+    plan_layout,
+    resize_image,
+    to_pixels,
+)
+from annotator.engine.output import full_resolution_labels
+from annotator.engine.proposal import LogitAdapter, Proposal, WorkingView
+from annotator.engine.refine import get_refiner
+from annotator.engine.text import TextEmbeddings
+from annotator.errors import AnnotatorError, WeightsUnavailableError
+
+
+class EngineWarning(UserWarning):
+    """Something was worked around (out of memory -> smaller tiles or CPU); results are valid."""
+
+
+class EngineOutOfMemoryError(AnnotatorError):
+    """Not even the smallest tiles on the CPU fit in memory."""
+
+
+@dataclass
+class _ImageState:
+    layout: Layout
+    image: np.ndarray
+    features: Tensor | None
+
+
+def _state_bytes(state: _ImageState) -> int:
+    size = state.image.nbytes
+    return size + (state.features.numel() * 4 if state.features is not None else 0)
+
+
+def content_hash(image: np.ndarray) -> str:
+    """A digest of the pixels and shape of ``image``: the cache identity of an image."""
+    digest = hashlib.blake2b(str(image.shape).encode(), digest_size=16)
+    digest.update(memoryview(np.ascontiguousarray(image)).cast("B"))
+    return digest.hexdigest()
+
+
+def as_rgb8(image: np.ndarray) -> np.ndarray:
+    """Accept ``[H, W, 3]`` uint8 (also grayscale ``[H, W]``, RGBA, and 16-bit) -> ``[H, W, 3]``."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or min(image.shape[:2]) < 1:
+        raise ValueError(f"Expected an image array HxWx3, got shape {image.shape}")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ValueError(f"Expected uint8 pixels, got {image.dtype}; use annotator.imageio")
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+class Segmenter:
+    """Zero-shot dense proposals in the style of SAM's predictor: numpy in, numpy out.
+
+    ``set_image`` encodes an image once (features kept in a memory-bounded LRU keyed by content);
+    ``predict`` then costs text encoding (cached per name), a matmul and upsampling.
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        backbone: Backbone | None,
+        device: torch.device,
+        dtype: torch.dtype,
+        weights_error: WeightsUnavailableError | None = None,
+    ) -> None:
+        self.config = config
+        self.backbone = backbone
+        self.device = device
+        self.dtype = dtype
+        self.weights_error = weights_error
+        self.encode_count = 0
+        self._text = TextEmbeddings(backbone.text_encoder, config.templates) if backbone else None
+        self._refiner = get_refiner(config.refine) if config.refine else None
+        self._cache: ByteLRU[_ImageState] = ByteLRU(config.feature_cache_mb << 20, _state_bytes)
+        self._state: _ImageState | None = None
+
+    @property
+    def available(self) -> bool:
+        """False when the CLIP weights are missing (see ``weights_error``)."""
+        return self.backbone is not None
+
+    @property
+    def patch_size(self) -> int:
+        return self.backbone.patch_size if self.backbone is not None else 16
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Make ``image`` (``[H, W, 3]`` uint8 RGB, display orientation) the current image."""
+        self._state = self._prepare(image)
+
+    def image_features(self, image: np.ndarray) -> np.ndarray:
+        """float32 ``[D, gh, gw]`` L2-normalised dense features of ``image`` (cached)."""
+        self._require_weights()
+        return self._prepare(image).features.cpu().numpy()
+
+    def encode_text(self, classes: Sequence[str]) -> np.ndarray:
+        """float32 ``[C, D]`` L2-normalised embeddings; ``"a; b"`` averages synonyms."""
+        self._require_weights()
+        return self._text(list(classes)).numpy()
+
+    def _require_weights(self) -> None:
+        if self.backbone is None:
+            raise self.weights_error or WeightsUnavailableError("No CLIP weights are loaded.")
+
+    def _settings_key(self) -> tuple:
+        c = self.config
+        key = self.backbone.key if self.backbone else "no-weights"
+        return (key, c.head, c.short_side, c.max_long_side, c.window, c.stride, c.max_tokens)
+
+    def _prepare(self, image: np.ndarray) -> _ImageState:
+        image = as_rgb8(image)
+        key = (content_hash(image), self._settings_key())
+        state = self._cache.get(key)
+        if state is None:
+            state = self._encode_image(image)
+            self._cache.put(key, state)
+        return state
+
+    def _encode_image(self, image: np.ndarray) -> _ImageState:
+        c = self.config
+        layout = plan_layout(image.shape[:2], c.short_side, c.max_long_side, self.patch_size)
+        working = resize_image(image, layout.working)
+        features = None
+        if self.backbone is not None:
+            features = self._encode_with_fallback(working, layout)
+            self.encode_count += 1
+        return _ImageState(layout, working, features)
+
+    def _tilings(self, layout: Layout) -> Iterator[Tiling]:
+        c = self.config
+        tiling = choose_tiling(layout, c.window, c.stride, c.max_tokens, c.batch_size)
+        yield tiling
+        window = tiling.window or min(layout.padded)
+        while window // 2 >= 4 * layout.patch:
+            window //= 2
+            yield choose_tiling(layout, window, window // 2, c.max_tokens, 1)
+
+    def _encode_with_fallback(self, working: np.ndarray, layout: Layout) -> Tensor:
+        while True:
+            for tiling in self._tilings(layout):
+                try:
+                    return self._run_encoder(working, layout, tiling)
+                except Exception as error:
+                    if not is_out_of_memory(error):
+                        raise
+                    empty_cache(self.device)
+                    warnings.warn(
+                        f"Out of memory on {self.device} encoding with tiles of "
+                        f"{tiling.window or 'the whole image'}; retrying smaller",
+                        EngineWarning,
+                        stacklevel=2,
+                    )
+            if self.device.type == "cpu":
+                raise EngineOutOfMemoryError(
+                    "Not enough memory to encode the image even in small tiles on the CPU; "
+                    "lower the working resolution (--short-side) or close other programs."
+                )
+            self._move_to_cpu()
+
+    def _move_to_cpu(self) -> None:
+        warnings.warn(
+            f"Out of memory on {self.device}; the engine continues on the CPU (slower).",
+            EngineWarning,
+            stacklevel=3,
+        )
+        self.device, self.dtype = torch.device("cpu"), torch.float32
+        self.backbone.to(self.device)
+
+    def _run_encoder(self, working: np.ndarray, layout: Layout, tiling: Tiling) -> Tensor:
+        backbone = self.backbone
+        pixels = to_pixels(working, layout.padded, backbone.mean, backbone.std, self.device)
+        with torch.inference_mode(), autocast(self.device, self.dtype):
+            return encode_dense(backbone.image_encoder, pixels, tiling, layout.patch)
+
+    def predict(
+        self, classes: Sequence[str], adapter: LogitAdapter | Callable | None = None
+    ) -> Proposal:
+        """Label the current image with ``classes`` (each may hold ``;``-separated synonyms)."""
+        state = self._current()
+        names = _check_classes(classes)
+        if self.backbone is None and adapter is None:
+            self._require_weights()
+        with torch.inference_mode():
+            text = self._text(names) if self._text is not None else None
+            logits = self._zero_shot_logits(state, text, len(names))
+            if adapter is not None:
+                logits = self._adapt(adapter, state, names, text, logits)
+            return self._finish(state, names, logits)
+
+    def _current(self) -> _ImageState:
+        if self._state is None:
+            raise RuntimeError("Call set_image(image) before predict(classes).")
+        return self._state
+
+    def _zero_shot_logits(self, state: _ImageState, text: Tensor | None, count: int) -> Tensor:
+        height, width = state.layout.working
+        if state.features is None or text is None:
+            return torch.zeros(count, height, width, device=self.device)
+        features = state.features
+        grid = torch.einsum("cd,dhw->chw", text.to(features.device), features)
+        grid = grid.mul_(self.config.logit_scale).unsqueeze(0)
+        logits = F.interpolate(grid, size=state.layout.padded, mode="bilinear", align_corners=False)
+        return logits[0, :, :height, :width]
+
+    def _adapt(
+        self,
+        adapter: Callable,
+        state: _ImageState,
+        names: list[str],
+        text: Tensor | None,
+        logits: Tensor,
+    ) -> Tensor:
+        view = WorkingView(
+            image=state.image,
+            features=None if state.features is None else state.features.cpu().numpy(),
+            zero_shot_logits=logits.float().cpu().numpy(),
+            class_names=list(names),
+            text_embeddings=None if text is None else text.numpy(),
+            original_size=state.layout.original,
+        )
+        adapted = np.asarray(adapter(view), dtype=np.float32)
+        if adapted.shape != tuple(logits.shape):
+            raise ValueError(
+                f"The logit adapter returned shape {adapted.shape}; expected {tuple(logits.shape)}"
+            )
+        return torch.from_numpy(adapted).to(logits.device)
+
+    def _finish(self, state: _ImageState, names: list[str], logits: Tensor) -> Proposal:
+        probabilities = torch.softmax(logits.float(), dim=0)
+        if self._refiner is not None:
+            image = torch.from_numpy(state.image).to(probabilities.device).permute(2, 0, 1)
+            probabilities = self._refiner(image.float() / 255.0, probabilities)
+        threshold = self.config.background_threshold
+        labels, confidence = full_resolution_labels(probabilities, state.layout.original, threshold)
+        return Proposal(
+            label_map=labels,
+            confidence=confidence,
+            probabilities=probabilities.cpu().numpy(),
+            class_names=list(names),
+            mean_confidence=float(probabilities.max(dim=0).values.mean()),
+            background_index=len(names) if threshold is not None else None,
+        )
+
+
+def _check_classes(classes: Sequence[str]) -> list[str]:
+    if isinstance(classes, str):
+        raise EngineConfigError("Pass a list of class names, e.g. ['cat', 'dog'], not one string")
+    names = [str(name) for name in classes]
+    if not names:
+        raise EngineConfigError("Give at least one class name")
+    return names
+
+
+def create_segmenter(
+    config: EngineConfig | None = None,
+    allow_missing_weights: bool = False,
+    progress: Callable | None = None,
+) -> Segmenter:
+    """Load the model ``config`` names and return a ready :class:`Segmenter`.
+
+    Missing, partial or corrupt weights raise :class:`WeightsUnavailableError` (its message names
+    the fixes), unless ``allow_missing_weights``: then the segmenter's ``available`` is False, its
+    ``weights_error`` holds the error, and ``predict`` works with a logit adapter only.
+    ``progress`` receives :class:`~annotator.progress.Progress` while weights download.
+    """
+    from annotator.engine.devices import select_device, select_dtype, set_threads
+    from annotator.engine.heads import get_head
+    from annotator.engine.loading import load_backbone
+
+    config = config or EngineConfig()
+    set_threads(config.threads)
+    get_head(config.head)
+    device = select_device(config.device)
+    dtype = select_dtype(config.precision, device)
+    try:
+        backbone = load_backbone(config, device, progress)
+    except WeightsUnavailableError as error:
+        if not allow_missing_weights:
+            raise
+        return Segmenter(config, None, device, dtype, weights_error=error)
+    return Segmenter(config, backbone, device, dtype)
