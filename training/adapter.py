@@ -12,7 +12,7 @@ import torch
 from training.errors import ModelVersionError
 from training.filters import FilterCache, FilterSpec
 from training.fusion import fuse_logits
-from training.head import PixelHead
+from training.head import PixelHead, grid_extent
 
 
 def class_key(name: str) -> str:
@@ -45,12 +45,14 @@ class TrainedAdapter:
         fusion: FusionSettings = FusionSettings(),
         version_id: str | None = None,
         filter_cache: FilterCache | None = None,
+        patch_size: int | None = None,
     ) -> None:
         self.head = head.eval()
         self.class_names = dict(class_names)
         self.filter_spec = filter_spec
         self.fusion = fusion
         self.version_id = version_id
+        self.patch_size = patch_size
         self.filter_cache = filter_cache or FilterCache(filter_spec, max_bytes=256 * 2**20)
 
     def learned_positions(self, view_classes: list[str]) -> tuple[list[int], list[int]]:
@@ -66,10 +68,15 @@ class TrainedAdapter:
 
     def head_logits(self, view: Any) -> np.ndarray:
         """The head's logits float32 [K, h, w] over all its learned classes for ``view``."""
-        filters = self.filter_cache.get(np.asarray(view.image))
+        image = np.asarray(view.image)
+        filters = self.filter_cache.get(image)
         clip = self._clip_grid(view.features)
+        extent = None
+        if clip is not None:
+            patch = getattr(view, "patch_size", None) or self.patch_size
+            extent = grid_extent(tuple(clip.shape[1:]), image.shape[:2], patch)
         with torch.inference_mode():
-            logits = self.head.forward_map(torch.from_numpy(filters), clip)
+            logits = self.head.forward_map(torch.from_numpy(filters), clip, extent)
         return logits.numpy()
 
     def _clip_grid(self, features: np.ndarray | None) -> torch.Tensor | None:

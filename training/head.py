@@ -76,16 +76,28 @@ class PixelHead(nn.Module):
         """Logits float32 [N, K] over ``spec.class_ids`` for N pixels."""
         return self.classifier(self.embed(filters, clip))
 
-    def forward_map(self, filters: torch.Tensor, clip_grid: torch.Tensor | None) -> torch.Tensor:
-        """Logits float32 [K, H, W] from filters [Ff, H, W] and clip_grid [D, gh, gw] (or None)."""
+    def forward_map(
+        self,
+        filters: torch.Tensor,
+        clip_grid: torch.Tensor | None,
+        extent: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """Logits float32 [K, H, W] from filters [Ff, H, W] and clip_grid [D, gh, gw] (or None).
+
+        The grid covers ``extent`` (rows, cols) pixels from the top-left corner (default: the
+        image, H x W); see :func:`grid_extent`.
+        """
         channels, height, width = filters.shape
         flat = filters.reshape(channels, -1).T
         hidden = self.filter_proj((flat - self.filter_mean) / self.filter_std)
         if self.clip_proj is not None and clip_grid is not None:
             projected = torch.einsum("hd,dyx->hyx", self.clip_proj.weight, clip_grid)
             upsampled = F.interpolate(
-                projected[None], size=(height, width), mode="bilinear", align_corners=False
-            )[0]
+                projected[None],
+                size=extent or (height, width),
+                mode="bilinear",
+                align_corners=False,
+            )[0, :, :height, :width]
             hidden = hidden + upsampled.reshape(self.spec.hidden, -1).T
         logits = self.classifier(self.mix(hidden))
         return logits.T.reshape(-1, height, width)
@@ -108,16 +120,30 @@ class PixelHead(nn.Module):
         )
 
 
+def grid_extent(
+    grid_shape: tuple[int, int], size: tuple[int, int], patch_size: int | None
+) -> tuple[int, int]:
+    """Pixels (rows, cols) a patch grid of ``grid_shape`` (gh, gw) covers over an image of
+    ``size`` (h, w): ``(gh * p, gw * p)`` when that is how the engine padded the image (it may
+    extend past the image by less than one patch), else the image itself."""
+    if patch_size:
+        extent = (grid_shape[0] * patch_size, grid_shape[1] * patch_size)
+        if all(0 <= e - s < patch_size for e, s in zip(extent, size, strict=True)):
+            return extent
+    return size
+
+
 def sample_clip_features(
-    clip_grid: np.ndarray, ys: np.ndarray, xs: np.ndarray, size: tuple[int, int]
+    clip_grid: np.ndarray, ys: np.ndarray, xs: np.ndarray, extent: tuple[int, int]
 ) -> np.ndarray:
     """CLIP features at pixels, interpolated bilinearly from the patch grid.
 
-    ``clip_grid`` float32 [D, gh, gw] covers an image of ``size`` (H, W); ``ys``/``xs`` int arrays
+    ``clip_grid`` float32 [D, gh, gw] covers ``extent`` (rows, cols) pixels from the top-left
+    corner (see :func:`grid_extent`); ``ys``/``xs`` int arrays
     [N] of pixel rows/columns. Returns float32 [N, D], the same values
     :meth:`PixelHead.forward_map` sees after bilinear upsampling (``align_corners=False``).
     """
-    height, width = size
+    height, width = extent
     grid = torch.from_numpy(np.ascontiguousarray(clip_grid, dtype=np.float32))[None]
     gx = (2.0 * (xs.astype(np.float32) + 0.5) / width) - 1.0
     gy = (2.0 * (ys.astype(np.float32) + 0.5) / height) - 1.0

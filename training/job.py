@@ -123,9 +123,14 @@ def _head_for(
 def _adapter(run: _Run, head: PixelHead) -> TrainedAdapter:
     names = {cid: run.names[i] for i, cid in enumerate(run.class_ids)}
     learned = {cid: names[cid] for cid in head.spec.class_ids if cid in names}
+    config = run.config
     return TrainedAdapter(
-        head, learned, run.config.filter_spec, run.config.fusion, filter_cache=run.filter_cache
+        head, learned, config.filter_spec, config.fusion, None, run.filter_cache, _patch_size(run)
     )
+
+
+def _patch_size(run: _Run) -> int | None:
+    return getattr(run.segmenter, "patch_size", None) if run.segmenter is not None else None
 
 
 def _pseudo_samples(
@@ -267,6 +272,7 @@ def _save(
         "filter_sigmas": list(run.config.filter_sigmas),
         "fusion": {"lam": run.config.fusion_lambda, "gamma": run.config.calibration_gamma},
         "round": round_index + 1,
+        "patch_size": _patch_size(run),
         "pseudo_pixels": list(pseudo_counts),
     }
     metrics = {"before": _report_json(before), "after": _report_json(after)}

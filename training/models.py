@@ -68,6 +68,7 @@ def adapter_for_version(project: Any, version_id: str) -> TrainedAdapter:
         FilterSpec(tuple(extra["filter_sigmas"])),
         FusionSettings(**extra["fusion"]),
         version_id=version_id,
+        patch_size=extra.get("patch_size"),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from training.fit import SampleSet
-from training.head import sample_clip_features
+from training.head import grid_extent, sample_clip_features
 from training.views import PixelView
 
 
@@ -48,7 +48,8 @@ def samples_from_targets(
     ys, xs = balanced_pixels(targets, per_class, rng)
     clip = None
     if use_clip and view.features is not None:
-        clip = sample_clip_features(view.features, ys, xs, view.size)
+        extent = grid_extent(view.features.shape[1:], view.size, view.patch_size)
+        clip = sample_clip_features(view.features, ys, xs, extent)
     return SampleSet(
         filters=np.ascontiguousarray(filters[:, ys, xs].T),
         clip=clip,

@@ -23,6 +23,7 @@ class PixelView:
     zero_shot_logits: np.ndarray | None
     class_names: list[str]
     original_size: tuple[int, int]
+    patch_size: int | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -62,6 +63,7 @@ def capture_view(segmenter: Any, image: np.ndarray, class_names: list[str]) -> P
     segmenter.set_image(image)
     segmenter.predict(list(class_names), adapter=recorder)
     assert recorder.view is not None, "the engine did not call its LogitAdapter"
+    recorder.view.patch_size = getattr(segmenter, "patch_size", None)
     return recorder.view
 
 
