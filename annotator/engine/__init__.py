@@ -7,19 +7,36 @@ per-pixel class probabilities. See ``docs/interfaces.md`` (Engine) for the contr
     segmenter = create_segmenter(EngineConfig())
     segmenter.set_image(image)                 # HxWx3 uint8, encoded once
     proposal = segmenter.predict(["cat", "tv; monitor"])
+
+Names are imported lazily so that ``import annotator.engine`` (and the CLI's ``--help``) does not
+load torch until something that needs it is used.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from annotator.engine.config import DEFAULT_TEMPLATES, EngineConfig, EngineConfigError
-from annotator.engine.heads import HEADS, list_heads
 from annotator.engine.proposal import LogitAdapter, Proposal, WorkingView
-from annotator.engine.segmenter import (
-    EngineOutOfMemoryError,
-    EngineWarning,
-    Segmenter,
-    create_segmenter,
-)
+
+if TYPE_CHECKING:
+    from annotator.engine.heads import HEADS, list_heads
+    from annotator.engine.segmenter import (
+        EngineOutOfMemoryError,
+        EngineWarning,
+        Segmenter,
+        create_segmenter,
+    )
+
+_LAZY = {
+    "HEADS": "annotator.engine.heads",
+    "list_heads": "annotator.engine.heads",
+    "EngineOutOfMemoryError": "annotator.engine.segmenter",
+    "EngineWarning": "annotator.engine.segmenter",
+    "Segmenter": "annotator.engine.segmenter",
+    "create_segmenter": "annotator.engine.segmenter",
+}
 
 __all__ = [
     "DEFAULT_TEMPLATES",
@@ -35,3 +52,10 @@ __all__ = [
     "create_segmenter",
     "list_heads",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'annotator.engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from annotator.engine.backbone import Backbone, ClipDenseEncoder, ClipTextEncoder
@@ -41,7 +43,13 @@ def load_backbone(
 def _create_model(name: str, resolved: ResolvedWeights, cache_dir: str | None) -> torch.nn.Module:
     import open_clip
 
-    model = open_clip.create_model(name, pretrained=None, force_quick_gelu=resolved.quick_gelu)
+    # open_clip logs "initialized randomly" when no tag is given, even though weights follow.
+    previous = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)
+    try:
+        model = open_clip.create_model(name, pretrained=None, force_quick_gelu=resolved.quick_gelu)
+    finally:
+        logging.getLogger().setLevel(previous)
     if resolved.path is not None:
         try:
             # OpenAI's TorchScript archives need the TorchScript loader; everything else is read

@@ -9,6 +9,7 @@ raises :class:`WeightsUnavailableError` naming the model, the tag, the cache fol
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import urllib.error
@@ -188,6 +189,13 @@ def download_weights(
     progress: ProgressCallback | None = None,
 ) -> Path:
     """Download ``source`` into our cache (resuming a ``.part`` file) and return the final path."""
+    if is_offline():
+        raise missing_weights_error(
+            source.model,
+            source.tag,
+            "downloads are switched off here (HF_HUB_OFFLINE or ANNOTATOR_OFFLINE is set)",
+            cache_dir,
+        )
     folder = cached_weights_folder(source, cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
@@ -200,6 +208,8 @@ def download_weights(
             errors.append(f"{url}: HTTP {error.code}")
         except (urllib.error.URLError, OSError, TimeoutError) as error:
             errors.append(f"{url}: {error}")
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only succeeds when nothing (not even a partial file) was written
     raise missing_weights_error(
         source.model, source.tag, "the download failed (" + "; ".join(errors) + ")", cache_dir
     )

@@ -1,0 +1,76 @@
+"""The model flags shared by every command that runs the engine (propose, train, eval, ...)."""
+
+from __future__ import annotations
+
+import argparse
+
+from annotator.engine.config import DEFAULT_HEAD, DEFAULT_MODEL, DEFAULT_PRETRAINED, EngineConfig
+
+_HEADS = "naclip, sclip, clearclip, maskclip"
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--model``, ``--pretrained``, ``--head``, ``--device`` and the tuning flags."""
+    group = parser.add_argument_group("zero-shot model")
+    group.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"open_clip model name (default {DEFAULT_MODEL}; 'annotator models list' shows more)",
+    )
+    group.add_argument(
+        "--pretrained",
+        default=DEFAULT_PRETRAINED,
+        metavar="TAG|FILE|none",
+        help=f"weights: an open_clip tag (default {DEFAULT_PRETRAINED}), a local "
+        ".safetensors/.bin/.pt file, or 'none' for random weights",
+    )
+    group.add_argument("--head", default=DEFAULT_HEAD, help=f"dense head: {_HEADS}")
+    group.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
+    group.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16")
+    group.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    group.add_argument(
+        "--short-side",
+        type=int,
+        default=448,
+        help="working resolution: short side in pixels (default 448)",
+    )
+    group.add_argument(
+        "--window",
+        type=int,
+        default=0,
+        help="sliding-window size in pixels (default 0: whole image)",
+    )
+    group.add_argument("--stride", type=int, default=None, help="sliding-window stride")
+    group.add_argument(
+        "--background-threshold",
+        type=float,
+        default=None,
+        metavar="P",
+        help="label pixels whose best class probability is below P as 'other'",
+    )
+    group.add_argument(
+        "--refine", choices=["pamr"], default=None, help="edge-aware refinement of the masks"
+    )
+    group.add_argument(
+        "--no-download",
+        action="store_true",
+        help="never download weights; fail if they are not in the cache",
+    )
+
+
+def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
+    """The :class:`EngineConfig` the flags of :func:`add_engine_arguments` describe."""
+    return EngineConfig(
+        model=args.model,
+        pretrained=args.pretrained,
+        head=args.head,
+        device=args.device,
+        precision=args.precision,
+        threads=args.threads,
+        short_side=args.short_side,
+        window=args.window,
+        stride=args.stride,
+        background_threshold=args.background_threshold,
+        refine=args.refine,
+        download=not args.no_download,
+    )

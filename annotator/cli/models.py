@@ -1,0 +1,132 @@
+"""``annotator models list | download NAME[:TAG] | info``: the CLIP weights on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from annotator.engine.config import DEFAULT_MODEL, DEFAULT_PRETRAINED
+
+if TYPE_CHECKING:
+    from annotator.progress import Progress
+
+NAME = "models"
+HELP = "list, download and inspect the CLIP weights the zero-shot engine uses"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="models and weight tags; which are downloaded")
+    listing.add_argument("--all", action="store_true", help="include non-ViT architectures")
+    listing.add_argument("--present", action="store_true", help="only downloaded weights")
+    listing.set_defaults(run=run_list)
+    download = actions.add_parser("download", help="download NAME[:TAG] into the cache")
+    download.add_argument(
+        "name",
+        nargs="?",
+        default=f"{DEFAULT_MODEL}:{DEFAULT_PRETRAINED}",
+        metavar="NAME[:TAG]",
+        help=f"default {DEFAULT_MODEL}:{DEFAULT_PRETRAINED}",
+    )
+    download.set_defaults(run=run_download)
+    info = actions.add_parser("info", help="cache location, sizes and what is present")
+    info.set_defaults(run=run_info)
+
+
+def split_name(text: str) -> tuple[str, str | None]:
+    """``"ViT-B-16:openai"`` -> ``("ViT-B-16", "openai")``; no tag -> ``(name, None)``."""
+    model, _, tag = text.partition(":")
+    return model.strip(), (tag.strip() or None)
+
+
+def _size(num_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if num_bytes < 1024 or unit == "GB":
+            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1024
+    return ""
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from annotator.engine import weights
+
+    print(f"{'MODEL':<32} {'TAG':<36} PRESENT")
+    for model, tag in weights.list_sources():
+        if not args.all and not model.startswith("ViT-"):
+            continue
+        found = weights.find_weights(weights.weights_source(model, tag))
+        if args.present and found is None:
+            continue
+        mark = f"yes ({_size(found.stat().st_size)})" if found else "no"
+        default = "  (default)" if (model, tag) == (DEFAULT_MODEL, DEFAULT_PRETRAINED) else ""
+        print(f"{model:<32} {tag:<36} {mark}{default}")
+    return 0
+
+
+def run_download(args: argparse.Namespace) -> int:
+    from annotator.engine import weights
+    from annotator.errors import AnnotatorError
+
+    model, tag = split_name(args.name)
+    try:
+        weights.check_model_name(model)
+        tag = tag or _default_tag(model)
+        source = weights.weights_source(model, tag)
+        found = weights.find_weights(source)
+        if found is not None:
+            print(f"{model}:{tag} is already present: {found}")
+            return 0
+        path = weights.download_weights(source, progress=_bar())
+    except AnnotatorError as error:
+        print(f"annotator models: {error}", file=sys.stderr)
+        return 1
+    print(f"\ndownloaded {model}:{tag} to {path} ({_size(path.stat().st_size)})")
+    return 0
+
+
+def _default_tag(model: str) -> str:
+    import open_clip
+
+    from annotator.engine.config import EngineConfigError
+
+    tags = open_clip.list_pretrained_tags_by_model(model)
+    if not tags:
+        raise EngineConfigError(f"Model {model} has no downloadable weights in open_clip")
+    return "openai" if "openai" in tags else tags[0]
+
+
+def _bar() -> Callable[[Progress], None]:
+    from tqdm import tqdm
+
+    bar: list[tqdm] = []
+
+    def show(step: Progress) -> None:
+        if not bar:
+            bar.append(tqdm(total=step.total or None, unit="B", unit_scale=True, desc="weights"))
+        bar[0].update(step.done - bar[0].n)
+
+    return show
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from annotator.engine import weights
+
+    root = weights.weights_dir()
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    complete = [p for p in files if not p.name.endswith(".part")]
+    partial = [p for p in files if p.name.endswith(".part")]
+    print(f"cache folder: {root}  (set ANNOTATOR_CACHE_DIR to move it)")
+    print(f"offline: {'yes' if weights.is_offline() else 'no'}")
+    print(f"downloaded: {len(complete)} file(s), {_size(sum(p.stat().st_size for p in complete))}")
+    for path in complete:
+        print(f"  {path.relative_to(root)}  {_size(path.stat().st_size)}")
+    for path in partial:
+        print(
+            f"  {path.relative_to(root)}  {_size(path.stat().st_size)} (unfinished; resumed by "
+            "'annotator models download', never loaded)"
+        )
+    default = weights.find_weights(weights.weights_source(DEFAULT_MODEL, DEFAULT_PRETRAINED))
+    print(f"default {DEFAULT_MODEL}:{DEFAULT_PRETRAINED}: {default or 'not present'}")
+    return 0

@@ -1,0 +1,89 @@
+"""``annotator propose PATH... --classes "cat,dog,grass"``: zero-shot label maps for images."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from annotator.cli._engine_flags import add_engine_arguments, engine_config_from_args
+
+if TYPE_CHECKING:
+    from annotator.engine.batch import ProposeReport
+    from annotator.progress import Job, Progress
+
+NAME = "propose"
+HELP = "propose label maps for images from typed class names (zero-shot, no training)"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    parser.add_argument(
+        "--classes",
+        required=True,
+        help='comma-separated class names; synonyms joined by ";", e.g. "cat,tv; monitor,grass"',
+    )
+    parser.add_argument("--out", default="proposals", help="output folder (default ./proposals)")
+    add_engine_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def parse_classes(text: str) -> list[str]:
+    """``"cat, tv; monitor ,grass"`` -> ``["cat", "tv; monitor", "grass"]``."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from annotator.engine.batch import collect_inputs, propose_files
+    from annotator.engine.segmenter import create_segmenter
+    from annotator.errors import AnnotatorError
+
+    classes = parse_classes(args.classes)
+    if not classes:
+        print(
+            "annotator propose: --classes names no class; e.g. --classes cat,dog", file=sys.stderr
+        )
+        return 2
+    items = collect_inputs(args.paths)
+    if not items:
+        print("annotator propose: no image files found in the given paths", file=sys.stderr)
+        return 1
+    try:
+        segmenter = create_segmenter(engine_config_from_args(args), progress=_download_bar())
+        report = _drain(propose_files(segmenter, items, classes, args.out), len(items))
+    except AnnotatorError as error:
+        print(f"annotator propose: {error}", file=sys.stderr)
+        return 1
+    return _summarise(report, args.out)
+
+
+def _download_bar() -> Callable[[Progress], None]:
+    from tqdm import tqdm
+
+    bar: list[tqdm] = []
+
+    def show(step: Progress) -> None:
+        if not bar:
+            bar.append(tqdm(total=step.total, unit="B", unit_scale=True, desc="weights"))
+        bar[0].update(step.done - bar[0].n)
+
+    return show
+
+
+def _drain(job: Job[ProposeReport], total: int) -> ProposeReport:
+    from tqdm import tqdm
+
+    from annotator.progress import run_job
+
+    with tqdm(total=total, unit="image", disable=total < 2, file=sys.stderr) as bar:
+        return run_job(job, lambda step: bar.update(step.done - bar.n))
+
+
+def _summarise(report: ProposeReport, out: str) -> int:
+    print(f"wrote {len(report.written)} label maps and classes.json to {out}")
+    if report.failed:
+        print(f"{len(report.failed)} file(s) could not be read:", file=sys.stderr)
+        for path, reason in report.failed:
+            print(f"  {path}: {reason}", file=sys.stderr)
+    return 0 if report.written else 1
