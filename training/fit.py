@@ -60,8 +60,10 @@ def resolve_device(device: str) -> torch.device:
 
 
 def _tensors(samples: SampleSet, device: torch.device) -> tuple[torch.Tensor, ...]:
-    filters = torch.from_numpy(samples.filters).to(device)
-    clip = torch.from_numpy(samples.clip).to(device) if samples.clip is not None else None
+    filters = torch.from_numpy(samples.filters.astype(np.float32, copy=False)).to(device)
+    clip = None
+    if samples.clip is not None:
+        clip = torch.from_numpy(samples.clip.astype(np.float32, copy=False)).to(device)
     labels = torch.from_numpy(samples.labels.astype(np.int64)).to(device)
     weights = torch.from_numpy(samples.weights.astype(np.float32)).to(device)
     return filters, clip, labels, weights
