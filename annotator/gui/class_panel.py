@@ -1,0 +1,192 @@
+"""The class panel: type a class (with synonyms), pick, show/hide, rename, merge, delete;
+overlay opacity and outline mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+def parse_class_text(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """``"tv; monitor"`` -> ``("tv", ("monitor",))``; ``None`` for blank input."""
+    parts = [p.strip() for p in text.split(";")]
+    parts = [p for p in parts if p]
+    if not parts:
+        return None
+    return parts[0], tuple(dict.fromkeys(parts[1:]))
+
+
+def swatch(color: tuple[int, int, int], size: int = 14) -> QIcon:
+    pixmap = QPixmap(size, size)
+    pixmap.fill(QColor(*color))
+    return QIcon(pixmap)
+
+
+class ClassPanel(QWidget):
+    add_requested = Signal(str, object)  # name, synonyms tuple
+    rename_requested = Signal(int, str, object)  # id, name, synonyms
+    merge_requested = Signal(int, int)  # source id, target id
+    delete_requested = Signal(int)
+    current_changed = Signal(object)  # class id or None
+    hidden_changed = Signal(object)  # set of hidden class ids
+    opacity_changed = Signal(float)
+    outline_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.entry = QLineEdit()
+        self.entry.setPlaceholderText("Type a class, e.g. tv; monitor — Enter adds it")
+        self.list = QListWidget()
+        self.rename_button = QPushButton("Rename…")
+        self.merge_button = QPushButton("Merge into…")
+        self.delete_button = QPushButton("Delete…")
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(55)
+        self.outline = QCheckBox("Outline only")
+        self._classes: list[Any] = []
+        self._layout()
+        self._connect()
+
+    def _layout(self) -> None:
+        buttons = QHBoxLayout()
+        for button in (self.rename_button, self.merge_button, self.delete_button):
+            buttons.addWidget(button)
+        overlay = QHBoxLayout()
+        overlay.addWidget(QLabel("Opacity"))
+        overlay.addWidget(self.opacity)
+        overlay.addWidget(self.outline)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.entry)
+        layout.addWidget(self.list)
+        layout.addLayout(buttons)
+        layout.addLayout(overlay)
+
+    def _connect(self) -> None:
+        self.entry.returnPressed.connect(self._add)
+        self.list.currentItemChanged.connect(lambda *_: self.current_changed.emit(self.current_id))
+        self.list.itemChanged.connect(lambda _: self.hidden_changed.emit(self.hidden_ids()))
+        self.rename_button.clicked.connect(self._rename)
+        self.merge_button.clicked.connect(self._merge)
+        self.delete_button.clicked.connect(self._delete)
+        self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100))
+        self.outline.toggled.connect(self.outline_changed.emit)
+
+    def _add(self) -> None:
+        parsed = parse_class_text(self.entry.text())
+        if parsed is not None:
+            self.entry.clear()
+            self.add_requested.emit(*parsed)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def set_classes(self, classes: list[Any], labelled: set[int]) -> None:
+        """Show ``classes`` (ClassInfo); those not in ``labelled`` are marked novel."""
+        current, hidden = self.current_id, self.hidden_ids()
+        self._classes = list(classes)
+        self.list.blockSignals(True)
+        self.list.clear()
+        for number, info in enumerate(classes, start=1):
+            self.list.addItem(self._item(number, info, info.id not in labelled, info.id in hidden))
+        self.list.blockSignals(False)
+        self.select(current if current in {c.id for c in classes} else None)
+
+    @staticmethod
+    def _item(number: int, info: Any, novel: bool, hidden: bool) -> QListWidgetItem:
+        key = f"{number}  " if number <= 9 else "    "
+        synonyms = f"  ({', '.join(info.synonyms)})" if info.synonyms else ""
+        badge = "   · novel" if novel else ""
+        item = QListWidgetItem(swatch(info.color), f"{key}{info.name}{synonyms}{badge}")
+        item.setData(Qt.ItemDataRole.UserRole, info.id)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+        item.setCheckState(Qt.CheckState.Unchecked if hidden else Qt.CheckState.Checked)
+        item.setToolTip(
+            "Untick to hide this class on the canvas" + ("; no labels yet" if novel else "")
+        )
+        return item
+
+    @property
+    def classes(self) -> list[Any]:
+        return list(self._classes)
+
+    @property
+    def current_id(self) -> int | None:
+        item = self.list.currentItem()
+        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
+
+    def select(self, class_id: int | None) -> None:
+        if class_id is None and self.list.count():
+            self.list.setCurrentRow(0)
+        for row in range(self.list.count()):
+            if self.list.item(row).data(Qt.ItemDataRole.UserRole) == class_id:
+                self.list.setCurrentRow(row)
+        self.current_changed.emit(self.current_id)
+
+    def select_number(self, number: int) -> None:
+        if 1 <= number <= len(self._classes):
+            self.select(self._classes[number - 1].id)
+
+    def hidden_ids(self) -> set[int]:
+        return {
+            int(item.data(Qt.ItemDataRole.UserRole))
+            for item in (self.list.item(r) for r in range(self.list.count()))
+            if item.checkState() != Qt.CheckState.Checked
+        }
+
+    def _info(self, class_id: int | None) -> Any:
+        return next((c for c in self._classes if c.id == class_id), None)
+
+    # -- dialogs -------------------------------------------------------------------------------
+
+    def _rename(self) -> None:
+        info = self._info(self.current_id)
+        if info is None:
+            return
+        text, ok = QInputDialog.getText(
+            self, "Rename class", "New name (synonyms after ';'):", text=info.prompt
+        )
+        parsed = parse_class_text(text) if ok else None
+        if parsed is not None:
+            self.rename_requested.emit(info.id, *parsed)
+
+    def _merge(self) -> None:
+        info = self._info(self.current_id)
+        others = [c for c in self._classes if info is not None and c.id != info.id]
+        if not others:
+            return
+        names = [c.name for c in others]
+        name, ok = QInputDialog.getItem(
+            self, "Merge class", f"Merge '{info.name}' into:", names, 0, False
+        )
+        if ok and self._confirm(
+            f"Relabel every '{info.name}' pixel as '{name}' and remove '{info.name}'?"
+        ):
+            self.merge_requested.emit(info.id, others[names.index(name)].id)
+
+    def _delete(self) -> None:
+        info = self._info(self.current_id)
+        if info is not None and self._confirm(
+            f"Delete the class '{info.name}'? Its labelled pixels become unlabeled in every image."
+        ):
+            self.delete_requested.emit(info.id)
+
+    def _confirm(self, question: str) -> bool:
+        answer = QMessageBox.question(self, "Please confirm", question)
+        return answer == QMessageBox.StandardButton.Yes

@@ -1,0 +1,192 @@
+"""Dialogs: keyboard shortcuts, settings, export and import."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from annotator.gui._settings import DEVICES, AppSettings
+
+
+class ShortcutsDialog(QDialog):
+    """Every shortcut of the app, generated from the actions themselves."""
+
+    def __init__(self, rows: Sequence[tuple[str, str]], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        table = QTableWidget(len(rows), 2, self)
+        table.setHorizontalHeaderLabels(["Key", "Action"])
+        for row, (key, text) in enumerate(rows):
+            table.setItem(row, 0, QTableWidgetItem(key))
+            table.setItem(row, 1, QTableWidgetItem(text))
+        table.resizeColumnsToContents()
+        table.horizontalHeader().setStretchLastSection(True)
+        table.verticalHeader().hide()
+        self.table = table
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(table)
+        layout.addWidget(buttons)
+        self.resize(560, 560)
+
+
+def _path_row(edit: QLineEdit, pick: callable) -> QWidget:  # type: ignore[valid-type]
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(edit, 1)
+    button = QPushButton("Browse…")
+    button.clicked.connect(pick)
+    layout.addWidget(button)
+    return row
+
+
+class SettingsDialog(QDialog):
+    """Model, pretrained tag or local file, head, device, threads. Saved by the caller."""
+
+    def __init__(
+        self, settings: AppSettings, heads: Sequence[str], parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.model = QLineEdit(settings.model)
+        self.pretrained = QLineEdit(settings.pretrained)
+        self.weights_file = QLineEdit(settings.weights_file)
+        self.weights_file.setPlaceholderText("optional: a local .safetensors / .bin / .pt file")
+        self.head = QComboBox()
+        self.head.addItems(list(heads) or [settings.head])
+        self.head.setCurrentText(settings.head)
+        self.device = QComboBox()
+        self.device.addItems(list(DEVICES))
+        self.device.setCurrentText(settings.device)
+        self.threads = QSpinBox()
+        self.threads.setRange(0, 256)
+        self.threads.setSpecialValueText("default")
+        self.threads.setValue(settings.threads)
+        self.use_model = QCheckBox("Make proposals with the zero-shot model")
+        self.use_model.setChecked(settings.use_model)
+        self.prefetch = QSpinBox()
+        self.prefetch.setRange(0, 8)
+        self.prefetch.setValue(settings.prefetch)
+        self._settings = settings
+        self._build()
+
+    def _build(self) -> None:
+        form = QFormLayout()
+        form.addRow("Model", self.model)
+        form.addRow("Pretrained tag", self.pretrained)
+        form.addRow("Weights file", _path_row(self.weights_file, self._pick))
+        form.addRow("Head", self.head)
+        form.addRow("Device", self.device)
+        form.addRow("CPU threads", self.threads)
+        form.addRow("Prefetch images", self.prefetch)
+        form.addRow("", self.use_model)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def _pick(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Model weights", "", "Weights (*.safetensors *.bin *.pt *.pth);;All files (*)"
+        )
+        if path:
+            self.weights_file.setText(path)
+
+    def result_settings(self) -> AppSettings:
+        s = self._settings
+        s.model = self.model.text().strip() or s.model
+        s.pretrained = self.pretrained.text().strip()
+        s.weights_file = self.weights_file.text().strip()
+        s.head = self.head.currentText()
+        s.device = self.device.currentText()
+        s.threads = self.threads.value()
+        s.prefetch = self.prefetch.value()
+        s.use_model = self.use_model.isChecked()
+        return s
+
+
+class TransferDialog(QDialog):
+    """Export or import: format, folder or file, and the format's options."""
+
+    def __init__(self, export: bool, formats: Sequence[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.export = export
+        self.setWindowTitle("Export labels" if export else "Import labels")
+        self.format = QComboBox()
+        self.format.addItems(list(formats))
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("output folder" if export else "folder or file to import")
+        self.polygons = QCheckBox("COCO: polygons instead of RLE (lossy)")
+        self.reviewed_only = QCheckBox("Only reviewed images")
+        self.split = QDoubleSpinBox()
+        self.split.setRange(0.0, 1.0)
+        self.split.setSingleStep(0.05)
+        self.split.setValue(1.0)
+        self.overwrite = QCheckBox("Replace labels I already have (otherwise skip those images)")
+        self.class_names = QLineEdit()
+        self.class_names.setPlaceholderText(
+            "index-mask formats: class names by index, comma-separated"
+        )
+        self._build()
+
+    def _build(self) -> None:
+        form = QFormLayout()
+        form.addRow("Format", self.format)
+        form.addRow("Output" if self.export else "Source", _path_row(self.path, self._pick))
+        if self.export:
+            form.addRow("Train fraction", self.split)
+            form.addRow("", self.polygons)
+            form.addRow("", self.reviewed_only)
+        else:
+            form.addRow("Class names", self.class_names)
+            form.addRow("", self.overwrite)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def _pick(self) -> None:
+        if self.export or self.format.currentText() in ("voc", "masks", "labelme"):
+            path = QFileDialog.getExistingDirectory(self, self.windowTitle())
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, self.windowTitle(), "", "JSON (*.json)")
+        if path:
+            self.path.setText(path)
+
+    def options(self) -> object:
+        from annotator.formats import ExportOptions, ImportOptions
+
+        if self.export:
+            statuses = ("reviewed",) if self.reviewed_only.isChecked() else None
+            return ExportOptions(
+                statuses=statuses, split=self.split.value(), polygons=self.polygons.isChecked()
+            )
+        names = tuple(n.strip() for n in self.class_names.text().split(",") if n.strip())
+        return ImportOptions(overwrite=self.overwrite.isChecked(), class_names=names or None)

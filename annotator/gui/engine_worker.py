@@ -1,0 +1,269 @@
+"""The one long-lived worker that owns the segmenter (a QObject living in its own QThread).
+
+The GUI thread only calls the thread-safe request methods (:meth:`EngineWorker.request`,
+:meth:`prefetch`, :meth:`cancel`, :meth:`configure`, :meth:`start_batch`); they queue work and
+wake the worker. The worker runs, in this order of priority: a configuration change, the newest
+interactive request (older ones are dropped as stale), one step of a batch job, one prefetch.
+Results come back as numpy through signals; every exception comes back as ``failed``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from annotator.gui import _engine
+from annotator.gui._propose import ClassQuery, predict_ids, propose_all
+from annotator.progress import Progress
+
+
+@dataclass
+class ProposalRequest:
+    """Propose ``image`` (``HxWx3 uint8``, not modified by anyone) for ``query``.
+
+    ``save`` stores the result in ``project`` as the image's proposal (from the worker thread;
+    the store is thread-safe). ``prefetch`` requests run only when nothing else waits.
+    """
+
+    id: int
+    relpath: str
+    image: np.ndarray
+    query: ClassQuery
+    dtype: np.dtype
+    save: bool = True
+    prefetch: bool = False
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class ProposalResult:
+    id: int
+    relpath: str
+    query: ClassQuery
+    label_map: np.ndarray  # [H, W] class ids, unlabeled = dtype max
+    mean_confidence: float
+    seconds: float  # engine time
+    prefetch: bool
+    submitted: float
+
+
+@dataclass
+class EngineState:
+    model: str
+    device: str
+    available: bool
+    error: str | None = None  # why proposals are unavailable, for the banner
+    details: str = ""
+
+
+class EngineWorker(QObject):
+    proposal_ready = Signal(object)  # ProposalResult
+    failed = Signal(int, str, str)  # request id (0 = not a request), message, details
+    state_changed = Signal(object)  # EngineState
+    batch_progress = Signal(object)  # Progress
+    batch_finished = Signal(object, bool)  # job result or None, cancelled
+    _wake = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._config: Any = None
+        self._new_config: Any = None
+        self._project: Any = None
+        self._segmenter: Any = None
+        self._adapter: Any = None
+        self._interactive: ProposalRequest | None = None
+        self._prefetch: deque[ProposalRequest] = deque()
+        self._cancelled: set[int] = set()
+        self._batch: Generator[Progress, None, Any] | None = None
+        self._batch_stop = threading.Event()
+        self._pending_batch: Callable[..., Any] | None = None
+        self._wake.connect(self._drain)
+
+    # -- GUI-thread API (thread-safe) -----------------------------------------------------------
+
+    def configure(self, config: Any, project: Any = None) -> None:
+        """Load the segmenter for ``config`` (an EngineConfig) and the project's trained head."""
+        with self._lock:
+            self._new_config = (config, project)
+        self._wake.emit()
+
+    def request(self, request: ProposalRequest) -> None:
+        """Ask for a proposal now; a waiting older interactive request is dropped as stale."""
+        with self._lock:
+            self._interactive = request
+        self._wake.emit()
+
+    def prefetch(self, requests: list[ProposalRequest]) -> None:
+        """Replace the background queue: propose these when idle, so moving on is instant."""
+        with self._lock:
+            self._prefetch = deque(requests)
+        self._wake.emit()
+
+    def cancel(self, request_id: int) -> None:
+        with self._lock:
+            self._cancelled.add(request_id)
+            if self._interactive is not None and self._interactive.id == request_id:
+                self._interactive = None
+
+    def start_batch(self, factory: Callable[..., Generator[Progress, None, Any]]) -> None:
+        """Run ``factory(project, segmenter, adapter, should_stop)`` step by step in this thread."""
+        self._batch_stop.clear()
+        with self._lock:
+            self._pending_batch = factory
+        self._wake.emit()
+
+    def stop_batch(self) -> None:
+        self._batch_stop.set()
+
+    # -- worker thread ---------------------------------------------------------------------------
+
+    @Slot()
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                config, self._new_config = self._new_config, None
+                interactive, self._interactive = self._interactive, None
+                factory, self._pending_batch = self._pending_batch, None
+                prefetch = None
+                if (
+                    config is None
+                    and interactive is None
+                    and factory is None
+                    and self._batch is None
+                ):
+                    prefetch = self._prefetch.popleft() if self._prefetch else None
+            if config is not None:
+                self._load(*config)
+            if factory is not None:
+                self._begin_batch(factory)
+            job = interactive or prefetch
+            if job is not None:
+                self._propose(job)
+            elif self._batch is not None:
+                self._batch_step()
+            elif config is None and factory is None:
+                return
+
+    def _load(self, config: Any, project: Any) -> None:
+        self._segmenter = None
+        self._project = project
+        try:
+            segmenter = _engine.create_app_segmenter(config)
+        except Exception as error:  # noqa: BLE001 - every failure must reach the user
+            self.state_changed.emit(
+                EngineState(getattr(config, "model", "?"), "-", False, str(error), _details(error))
+            )
+            return
+        self._segmenter = segmenter
+        self._adapter = self._load_adapter(project)
+        self.state_changed.emit(_engine.describe(segmenter, config))
+
+    def _load_adapter(self, project: Any) -> Any:
+        if project is None:
+            return None
+        try:
+            return _engine.load_adapter(project)
+        except Exception as error:  # noqa: BLE001
+            self.failed.emit(0, f"The trained head could not be loaded: {error}", _details(error))
+            return None
+
+    def _usable(self) -> bool:
+        segmenter = self._segmenter
+        return segmenter is not None and (segmenter.available or self._adapter is not None)
+
+    def _propose(self, request: ProposalRequest) -> None:
+        with self._lock:
+            if request.id in self._cancelled:
+                self._cancelled.discard(request.id)
+                return
+        if not self._usable():
+            if not request.prefetch:
+                self.failed.emit(request.id, "No model is loaded, so there is no proposal.", "")
+            return
+        start = time.perf_counter()
+        try:
+            import torch
+
+            with torch.inference_mode():
+                ids, confidence = predict_ids(
+                    self._segmenter, request.image, request.query, self._adapter, request.dtype
+                )
+            if request.save and self._project is not None:
+                self._project.save_proposal(request.relpath, ids, confidence)
+        except Exception as error:  # noqa: BLE001
+            self.failed.emit(
+                request.id, f"Proposing {request.relpath} failed: {error}", _details(error)
+            )
+            return
+        seconds = time.perf_counter() - start
+        self.proposal_ready.emit(
+            ProposalResult(
+                request.id, request.relpath, request.query, ids, confidence, seconds,
+                request.prefetch, request.submitted,
+            )
+        )  # fmt: skip
+
+    def _begin_batch(self, factory: Callable[..., Any]) -> None:
+        if not self._usable():
+            self.failed.emit(0, "No model is loaded; propose-all needs one.", "")
+            self.batch_finished.emit(None, True)
+            return
+        self._batch = factory(
+            self._project, self._segmenter, self._adapter, self._batch_stop.is_set
+        )
+
+    def _batch_step(self) -> None:
+        job = self._batch
+        try:
+            import torch
+
+            with torch.inference_mode():
+                step = next(job)
+        except StopIteration as done:
+            self._batch = None
+            self.batch_finished.emit(done.value, self._batch_stop.is_set())
+            return
+        except Exception as error:  # noqa: BLE001
+            self._batch = None
+            self.failed.emit(0, f"Propose all stopped: {error}", _details(error))
+            self.batch_finished.emit(None, True)
+            return
+        self.batch_progress.emit(step)
+
+
+def _details(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error))
+
+
+class EngineThread:
+    """Starts the worker in its own QThread and stops it cleanly (never ``terminate()``)."""
+
+    def __init__(self) -> None:
+        self.thread = QThread()
+        self.thread.setObjectName("annotator-engine")
+        self.worker = EngineWorker()
+        self.worker.moveToThread(self.thread)
+        self.thread.start()
+
+    def stop(self, timeout_ms: int = 30000) -> None:
+        self.worker.stop_batch()
+        self.thread.quit()
+        self.thread.wait(timeout_ms)
+
+
+def propose_all_factory(relpaths: list[str], query: ClassQuery) -> Callable[..., Any]:
+    """A batch job for :meth:`EngineWorker.start_batch` proposing ``relpaths``."""
+
+    def factory(project: Any, segmenter: Any, adapter: Any, should_stop: Any) -> Any:
+        return propose_all(project, segmenter, relpaths, query, adapter, should_stop)
+
+    return factory

@@ -1,0 +1,522 @@
+"""The main window: composes the panels, canvas, actions and status bar around a Workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from annotator.errors import AnnotatorError
+from annotator.gui._settings import AppSettings, save_settings
+from annotator.gui.canvas import CanvasView
+from annotator.gui.class_panel import ClassPanel
+from annotator.gui.dialogs import SettingsDialog, ShortcutsDialog, TransferDialog
+from annotator.gui.engine_worker import EngineState
+from annotator.gui.image_list import ImageListPanel
+from annotator.gui.jobs import JobRunner
+from annotator.gui.loader import ImageBundle
+from annotator.gui.notices import ModelBanner, NotificationBar
+from annotator.gui.workspace import Workspace
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: AppSettings) -> None:
+        super().__init__()
+        self.setWindowTitle("annotator")
+        self.setAcceptDrops(True)
+        self.settings = settings
+        self.workspace = Workspace(settings, self)
+        self.canvas = CanvasView()
+        self.images = ImageListPanel()
+        self.classes = ClassPanel()
+        self.banner = ModelBanner()
+        self.notice = NotificationBar()
+        self.jobs = JobRunner(self)
+        self.batch_bar = QProgressBar()
+        self.actions: dict[str, QAction] = {}
+        self._build_layout()
+        self._build_status_bar()
+        self._build_actions()
+        self._connect()
+        self.classes.opacity.setValue(round(settings.opacity * 100))
+        self.resize(1400, 900)
+
+    # -- construction --------------------------------------------------------------------------
+
+    def _build_layout(self) -> None:
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.notice)
+        self.setCentralWidget(central)
+        for title, widget, area in (
+            ("Images", self.images, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("Classes", self.classes, Qt.DockWidgetArea.RightDockWidgetArea),
+        ):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(title)
+            dock.setWidget(widget)
+            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+            self.addDockWidget(area, dock)
+
+    def _build_status_bar(self) -> None:
+        self.model_label = QLabel("Model: —")
+        self.device_label = QLabel("Device: —")
+        self.latency_label = QLabel("Proposal: —")
+        self.autosave_label = QLabel("No changes")
+        self.cursor_label = QLabel("")
+        self.batch_bar.setMaximumWidth(200)
+        self.batch_bar.hide()
+        bar = self.statusBar()
+        for widget in (self.cursor_label, self.batch_bar, self.model_label, self.device_label,
+                       self.latency_label, self.autosave_label):  # fmt: skip
+            bar.addPermanentWidget(widget)
+
+    def _action(
+        self,
+        key: str,
+        text: str,
+        slot: Any,
+        shortcut: str | QKeySequence = "",
+        checkable: bool = False,
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        self.actions[key] = action
+        return action
+
+    def _build_actions(self) -> None:
+        menus = self.menuBar()
+        file = menus.addMenu("&File")
+        file.addAction(
+            self._action("open", "Open folder…", self.choose_folder, QKeySequence.StandardKey.Open)
+        )
+        self.recent_menu = file.addMenu("Recent projects")
+        file.addAction(self._action("import", "Import labels…", self.import_labels, "Ctrl+I"))
+        file.addAction(self._action("export", "Export labels…", self.export_labels, "Ctrl+E"))
+        file.addSeparator()
+        file.addAction(self._action("settings", "Settings…", self.open_settings, "Ctrl+,"))
+        file.addAction(self._action("quit", "Quit", self.close, QKeySequence.StandardKey.Quit))
+        edit = menus.addMenu("&Edit")
+        edit.addAction(self._action("undo", "Undo", self.undo, QKeySequence.StandardKey.Undo))
+        edit.addAction(self._action("redo", "Redo", self.redo, "Ctrl+Shift+Z"))
+        self._action("redo2", "Redo", self.redo, "Ctrl+Y")
+        view = menus.addMenu("&View")
+        view.addAction(self._action("fit", "Fit to window", self.canvas.fit, "Ctrl+0"))
+        view.addAction(self._action("one", "Actual pixels (1:1)", self.canvas.one_to_one, "Ctrl+1"))
+        view.addAction(self._action("outline", "Outline mode", self.classes.outline.toggle, "O"))
+        self._build_tool_actions(menus.addMenu("&Tools"))
+        self._build_model_actions(menus.addMenu("&Model"))
+        nav = menus.addMenu("&Go")
+        nav.addAction(self._action("next", "Next image", lambda: self.step_image(1), "D"))
+        nav.addAction(self._action("previous", "Previous image", lambda: self.step_image(-1), "S"))
+        nav.addAction(
+            self._action(
+                "reviewed", "Mark reviewed and go to next", self.mark_reviewed, "Ctrl+Return"
+            )
+        )
+        self.model_toolbar.addAction(self.actions["reviewed"])
+        help_menu = menus.addMenu("&Help")
+        help_menu.addAction(
+            self._action("shortcuts", "Keyboard shortcuts", self.show_shortcuts, "F1")
+        )
+        for number in range(1, 10):
+            self._action(
+                f"class{number}",
+                f"Select class {number}",
+                lambda _=False, n=number: self.classes.select_number(n),
+                str(number),
+            )
+        self.update_recent_menu()
+
+    def _build_tool_actions(self, menu: Any) -> None:
+        toolbar = QToolBar("Tools")
+        toolbar.setObjectName("tools")
+        self.addToolBar(toolbar)
+        for name, tool in self.canvas.tools.items():
+            action = self._action(
+                f"tool_{name}",
+                tool.title,
+                lambda _=False, n=name: self.set_tool(n),
+                tool.shortcut,
+                True,
+            )
+            action.setToolTip(f"{tool.title} ({tool.shortcut}): {tool.help}")
+            menu.addAction(action)
+            toolbar.addAction(action)
+        self.actions["tool_brush"].setChecked(True)
+        toolbar.addSeparator()
+        self.model_toolbar = toolbar
+
+    def _build_model_actions(self, menu: Any) -> None:
+        for key, text, slot, shortcut in (
+            ("propose", "Propose", self.workspace.request_proposal, "Ctrl+P"),
+            ("propose_all", "Propose all…", self.propose_all, "Ctrl+Shift+P"),
+            ("accept", "Accept proposal", self.workspace.accept_proposal, "A"),
+        ):
+            action = self._action(key, text, slot, shortcut)
+            menu.addAction(action)
+            self.model_toolbar.addAction(action)
+
+    def _connect(self) -> None:
+        ws = self.workspace
+        ws.records_changed.connect(self.refresh_records)
+        ws.classes_changed.connect(self.refresh_classes)
+        ws.image_shown.connect(self.show_bundle)
+        ws.proposal_shown.connect(self.show_proposal)
+        ws.autosave_state.connect(self.autosave_label.setText)
+        ws.notify.connect(self.notice.show_message)
+        ws.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        ws.engine_state.connect(self.show_engine_state)
+        ws.batch_progress.connect(self._batch_progress)
+        ws.batch_finished.connect(self._batch_finished)
+        self.canvas.edited.connect(ws.edited)
+        self.canvas.edited.connect(self._update_undo_actions)
+        self.canvas.class_picked.connect(self.classes.select)
+        self.canvas.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
+        self.canvas.cursor_moved.connect(self._cursor_moved)
+        self.images.image_activated.connect(ws.open_image)
+        self.images.filter_changed.connect(self.refresh_records)
+        self.classes.add_requested.connect(lambda name, syn: self._class_op("add_class", name, syn))
+        self.classes.rename_requested.connect(self._rename_class)
+        self.classes.merge_requested.connect(lambda s, t: self._class_op("merge_classes", s, t))
+        self.classes.delete_requested.connect(lambda c: self._class_op("delete_class", c))
+        self.classes.current_changed.connect(self._current_class)
+        self.classes.hidden_changed.connect(lambda _: self.refresh_classes())
+        self.classes.opacity_changed.connect(self._opacity)
+        self.classes.outline_changed.connect(self.canvas.set_outline_only)
+        self.banner.continue_requested.connect(self._continue_without_model)
+        self.banner.choose_file_requested.connect(self._choose_weights)
+        self.banner.settings_requested.connect(self.open_settings)
+        self.banner.download_requested.connect(self._download_weights)
+        self.banner.cancel_requested.connect(self._cancel_download)
+        self.jobs.failed.connect(self.notice.show_message)
+
+    # -- project and images ------------------------------------------------------------------
+
+    def open_folder(self, folder: str | Path) -> bool:
+        from annotator.project import Project
+
+        try:
+            project = Project.open(folder)
+        except AnnotatorError as error:
+            self.notice.show_message(str(error))
+            return False
+        self.workspace.open_project(project)
+        self.settings.add_recent(project.root)
+        save_settings(self.settings)
+        self.update_recent_menu()
+        self.setWindowTitle(f"annotator — {project.root}")
+        records = self.workspace.records()
+        if records:
+            self.workspace.order = [r.relpath for r in records]
+            self.workspace.open_image(records[0].relpath)
+        return True
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open image folder")
+        if folder:
+            self.open_folder(folder)
+
+    def update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for folder in self.settings.recent:
+            self.recent_menu.addAction(folder, lambda f=folder: self.open_folder(f))
+        self.recent_menu.setEnabled(bool(self.settings.recent))
+
+    def refresh_records(self) -> None:
+        ws = self.workspace
+        every = ws.records()
+        shown = ws.records(self.images.filter_key) if self.images.filter_key else every
+        self.images.show_records(shown, every, None if ws.project is None else ws.project.root)
+        ws.order = self.images.order()
+        if ws.wanted:
+            self.images.select(ws.wanted)
+
+    def refresh_classes(self) -> None:
+        classes = self.workspace.classes()
+        self.classes.set_classes(classes, {c.id for c in classes if not c.novel})
+        colors = {c.id: c.color for c in classes}
+        self.canvas.set_classes(colors, self.classes.hidden_ids())
+
+    def show_bundle(self, bundle: ImageBundle | None) -> None:
+        if bundle is None:
+            self.canvas.clear()
+            return
+        self.canvas.set_image(bundle.pyramid, bundle.document)
+        self.canvas.set_proposal(bundle.proposal)
+        self.images.select(bundle.relpath)
+        self._update_undo_actions()
+        self.statusBar().showMessage(bundle.relpath, 3000)
+
+    def show_proposal(self, relpath: str, seconds: float) -> None:
+        bundle = self.workspace.current
+        if bundle is not None and bundle.relpath == relpath:
+            self.canvas.set_proposal(bundle.proposal)
+            self.latency_label.setText(f"Proposal: {seconds * 1000:.0f} ms")
+
+    def step_image(self, delta: int) -> None:
+        order, wanted = self.workspace.order, self.workspace.wanted
+        if not order:
+            return
+        index = order.index(wanted) + delta if wanted in order else 0
+        self.workspace.open_image(order[max(0, min(len(order) - 1, index))])
+
+    def mark_reviewed(self) -> None:
+        following = self.workspace.mark_reviewed()
+        if following is not None:
+            self.workspace.open_image(following)
+        else:
+            self.statusBar().showMessage("Every image is reviewed.", 5000)
+
+    # -- editing ----------------------------------------------------------------------------
+
+    def set_tool(self, name: str) -> None:
+        self.canvas.set_tool(name)
+        for key, action in self.actions.items():
+            if key.startswith("tool_"):
+                action.setChecked(key == f"tool_{name}")
+
+    def undo(self) -> None:
+        doc = self.canvas.document
+        if doc is not None and doc.undo() is not None:
+            self.workspace.edited()
+        self._update_undo_actions()
+
+    def redo(self) -> None:
+        doc = self.canvas.document
+        if doc is not None and doc.redo() is not None:
+            self.workspace.edited()
+        self._update_undo_actions()
+
+    def _update_undo_actions(self) -> None:
+        doc = self.canvas.document
+        self.actions["undo"].setText(f"Undo {doc.undo_name}" if doc and doc.can_undo else "Undo")
+        self.actions["redo"].setText(f"Redo {doc.redo_name}" if doc and doc.can_redo else "Redo")
+
+    def _class_op(self, action: str, *args: Any) -> None:
+        result = self.workspace.change_classes(action, *args)
+        if action == "add_class" and result is not None:
+            self.workspace.project.set_novel(result.id, True)
+            self.refresh_classes()
+            self.classes.select(result.id)
+
+    def _rename_class(self, class_id: int, name: str, synonyms: tuple[str, ...]) -> None:
+        current = next((c for c in self.workspace.classes() if c.id == class_id), None)
+        if current is not None and current.name != name:
+            self.workspace.change_classes("rename_class", class_id, name)
+        self.workspace.change_classes("set_synonyms", class_id, synonyms)
+
+    def _current_class(self, class_id: int | None) -> None:
+        self.canvas.current_class = class_id
+
+    def _opacity(self, value: float) -> None:
+        self.canvas.set_opacity(value)
+        self.settings.opacity = value
+
+    def _cursor_moved(self, x: int, y: int) -> None:
+        self.cursor_label.setText(f"x {x}  y {y}  zoom {self.canvas.zoom:.0%}")
+
+    # -- model ------------------------------------------------------------------------------
+
+    def show_engine_state(self, state: EngineState) -> None:
+        self.model_label.setText(f"Model: {state.model}" + ("" if state.available else " (off)"))
+        self.device_label.setText(f"Device: {state.device}")
+        if not state.available and self.settings.use_model and state.error:
+            self.banner.show_missing(state.error)
+        else:
+            self.banner.hide()
+        for key in ("propose", "propose_all"):
+            self.actions[key].setEnabled(state.available)
+
+    def propose_all(self) -> None:
+        if not self.workspace.state.available:
+            self.notice.show_message("Propose all needs a model; see the banner or Settings.")
+            return
+        if not self.workspace.classes():
+            self.statusBar().showMessage("Type at least one class first.", 5000)
+            return
+        if self.workspace.propose_all():
+            self.batch_bar.setValue(0)
+            self.batch_bar.show()
+            self._batch_button = self.statusBar().addPermanentWidget(self._cancel_button())
+
+    def _cancel_button(self) -> QWidget:
+        from PySide6.QtWidgets import QPushButton
+
+        button = QPushButton("Cancel propose all")
+        button.clicked.connect(self.workspace.cancel_batch)
+        self._cancel_batch_button = button
+        return button
+
+    def _batch_progress(self, step: Any) -> None:
+        self.batch_bar.setMaximum(max(1, step.total))
+        self.batch_bar.setValue(step.done)
+        self.batch_bar.setFormat("Propose all %v/%m")
+
+    def _batch_finished(self, result: Any, cancelled: bool) -> None:
+        self.batch_bar.hide()
+        button = getattr(self, "_cancel_batch_button", None)
+        if button is not None:
+            button.deleteLater()
+            self._cancel_batch_button = None
+        if result is not None:
+            text = f"Proposed {result.proposed} images" + (" (cancelled)" if cancelled else "")
+            if result.failed:
+                text += f"; {len(result.failed)} unreadable"
+            self.statusBar().showMessage(text, 8000)
+
+    def open_settings(self) -> None:
+        from annotator.engine import list_heads
+
+        dialog = SettingsDialog(self.settings, list_heads(), self)
+        if dialog.exec():
+            self.settings = dialog.result_settings()
+            self.workspace.settings = self.settings
+            save_settings(self.settings)
+            self.workspace.configure_engine()
+
+    def _continue_without_model(self) -> None:
+        self.settings.use_model = False
+        save_settings(self.settings)
+        self.banner.hide()
+        self.statusBar().showMessage(
+            "Continuing without proposals; turn them on in Settings.", 6000
+        )
+
+    def _choose_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Model weights", "", "Weights (*.safetensors *.bin *.pt *.pth);;All files (*)"
+        )
+        if path:
+            self.settings.weights_file = path
+            save_settings(self.settings)
+            self.workspace.configure_engine()
+
+    def _download_weights(self) -> None:
+        from annotator.gui._engine import download_job
+
+        self.jobs.finished.connect(self._download_done, Qt.ConnectionType.SingleShotConnection)
+        self.jobs.start(
+            "Downloading model weights…",
+            download_job,
+            self.settings.model,
+            self.settings.pretrained,
+        )
+
+    def _download_done(self, path: Any) -> None:
+        self.statusBar().showMessage(f"Weights saved to {path}", 8000)
+        self.workspace.configure_engine()
+
+    def _cancel_download(self) -> None:
+        if self.jobs.dialog is not None:
+            self.jobs.dialog.cancel()
+
+    # -- import / export ----------------------------------------------------------------------
+
+    def export_labels(self) -> None:
+        self._transfer(export=True)
+
+    def import_labels(self) -> None:
+        self._transfer(export=False)
+
+    def _transfer(self, export: bool) -> None:
+        from annotator.formats import (
+            EXPORT_FORMATS,
+            IMPORT_FORMATS,
+            export_project,
+            import_into_project,
+        )
+
+        if self.workspace.project is None:
+            self.statusBar().showMessage("Open a folder first.", 4000)
+            return
+        dialog = TransferDialog(export, EXPORT_FORMATS if export else IMPORT_FORMATS, self)
+        if not dialog.exec() or not dialog.path.text().strip():
+            return
+        self.workspace.save_now()
+        job = export_project if export else import_into_project
+        self.jobs.finished.connect(
+            lambda r, e=export: self._transfer_done(r, e), Qt.ConnectionType.SingleShotConnection
+        )
+        title = "Exporting…" if export else "Importing…"
+        self.jobs.start(
+            title,
+            job,
+            self.workspace.project,
+            dialog.format.currentText(),
+            dialog.path.text().strip(),
+            dialog.options(),
+        )
+        self.last_transfer_dialog = dialog
+
+    def _transfer_done(self, report: Any, export: bool) -> None:
+        text = report.summary("Exported" if export else "Imported")
+        self.statusBar().showMessage(text.splitlines()[0], 8000)
+        if report.skipped:
+            self.notice.show_message(text.splitlines()[0], text)
+        if not export:
+            self.workspace.loader.clear()
+            self.workspace.current = None
+            wanted, self.workspace.wanted = self.workspace.wanted, None
+            self.workspace.classes_changed.emit()
+            self.refresh_records()
+            if wanted:
+                self.workspace.open_image(wanted)
+
+    # -- help, drag and drop, closing -------------------------------------------------------
+
+    def shortcut_rows(self) -> list[tuple[str, str]]:
+        rows = [
+            (a.shortcut().toString(QKeySequence.SequenceFormat.NativeText), a.text())
+            for a in self.actions.values()
+            if not a.shortcut().isEmpty()
+        ]
+        rows += [
+            ("Wheel", "Zoom"), ("Ctrl+Wheel  [  ]", "Brush / eraser size"),
+            ("Space+drag, middle drag", "Pan"), ("Shift+click (Fill)", "Fill a proposal region"),
+            ("Enter / double-click (Polygon)", "Close and fill the polygon"),
+            ("Backspace / Esc (Polygon)", "Remove last point / cancel"),
+        ]  # fmt: skip
+        return rows
+
+    def show_shortcuts(self) -> None:
+        ShortcutsDialog(self.shortcut_rows(), self).show()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        urls = event.mimeData().urls()
+        if urls and Path(urls[0].toLocalFile()).is_dir():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        urls = event.mimeData().urls()
+        if urls:
+            self.open_folder(urls[0].toLocalFile())
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        try:
+            save_settings(self.settings)
+        except OSError as error:
+            QMessageBox.warning(self, "Settings not saved", str(error))
+        self.workspace.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,397 @@
+"""The open project as the GUI sees it: current image, proposals, autosave, class edits.
+
+Widgets never touch the store, the engine or the disk directly; they call the workspace, which
+sends the slow work to threads (image loading, the engine worker, a single autosave thread) and
+reports back with signals.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from annotator.errors import AnnotatorError
+from annotator.gui._labelops import Rect
+from annotator.gui._propose import ClassQuery
+from annotator.gui._settings import AppSettings, engine_config
+from annotator.gui.engine_worker import (
+    EngineState,
+    EngineThread,
+    ProposalRequest,
+    ProposalResult,
+    propose_all_factory,
+)
+from annotator.gui.loader import ImageBundle, ImageLoader
+
+AUTOSAVE_DELAY_MS = 250
+KEPT_PROPOSALS = 8
+
+
+class Workspace(QObject):
+    records_changed = Signal()
+    classes_changed = Signal()
+    image_shown = Signal(object)  # ImageBundle or None
+    proposal_shown = Signal(str, float)  # relpath, seconds from request to screen
+    autosave_state = Signal(str)
+    notify = Signal(str, str)  # message, details
+    message = Signal(str)
+    engine_state = Signal(object)  # EngineState
+    batch_progress = Signal(object)
+    batch_finished = Signal(object, bool)
+    _saved = Signal()
+
+    def __init__(self, settings: AppSettings, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.project: Any = None
+        self.current: ImageBundle | None = None
+        self.wanted: str | None = None
+        self.order: list[str] = []
+        self.state = EngineState(settings.model, "-", False, "The model is still loading.")
+        self._next_id = 0
+        self._latest_id = 0
+        self._proposals: OrderedDict[str, ProposalResult] = OrderedDict()
+        self._saving = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annotator-save")
+        self._dirty = False
+        self._save_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
+        self._save_timer.timeout.connect(self.save_now)
+        self._records_timer = QTimer(self, singleShot=True, interval=100)
+        self._records_timer.timeout.connect(self.records_changed.emit)
+        self._saved.connect(self._after_save)
+        self.loader = ImageLoader(self)
+        self.loader.loaded.connect(self._loaded)
+        self.loader.failed.connect(self._load_failed)
+        self.engine = EngineThread()
+        worker = self.engine.worker
+        worker.proposal_ready.connect(self._proposal_ready)
+        worker.failed.connect(self._worker_failed)
+        worker.state_changed.connect(self._engine_state)
+        worker.batch_progress.connect(self._batch_progress)
+        worker.batch_finished.connect(self._batch_finished)
+
+    # -- project ---------------------------------------------------------------------------------
+
+    def open_project(self, project: Any) -> None:
+        self.close_project()
+        self.project = project
+        self.loader.project = project
+        self.configure_engine()
+        self.records_changed.emit()
+        self.classes_changed.emit()
+
+    def close_project(self) -> None:
+        if self.project is None:
+            return
+        self.save_now()
+        self._saving.submit(lambda: None).result()  # wait for queued saves
+        self.current = None
+        self.wanted = None
+        self.loader.clear()
+        self._proposals.clear()
+        self.image_shown.emit(None)
+        self.project.close()
+        self.project = None
+        self.loader.project = None
+
+    def configure_engine(self) -> None:
+        """(Re)load the segmenter from the settings, in the engine thread."""
+        if not self.settings.use_model:
+            self.state = EngineState(self.settings.model, "-", False, None)
+            self.engine_state.emit(self.state)
+            return
+        try:
+            config = engine_config(self.settings)
+        except Exception as error:  # noqa: BLE001 - a bad setting must not close the app
+            self._engine_state(EngineState(self.settings.model, "-", False, str(error)))
+            return
+        self.engine.worker.configure(config, self.project)
+
+    def shutdown(self) -> None:
+        self.close_project()
+        self._saving.shutdown(wait=True)
+        self.loader.shutdown()
+        self.engine.stop()
+
+    def records(self, key: str | None = None) -> list[Any]:
+        if self.project is None:
+            return []
+        if key == "queue":
+            return self.project.review_queue()
+        if key == "error":
+            return [r for r in self.project.list_images() if r.error]
+        return self.project.list_images(status=key)
+
+    # -- classes -----------------------------------------------------------------------------------
+
+    def classes(self) -> list[Any]:
+        return [] if self.project is None else self.project.list_classes()
+
+    def query(self) -> ClassQuery:
+        classes = self.classes()
+        return ClassQuery(tuple(c.id for c in classes), tuple(c.prompt for c in classes))
+
+    def change_classes(self, action: str, *args: Any) -> Any:
+        """Run a store class operation (add_class, rename_class, ...); errors become notices."""
+        if self.project is None:
+            self.message.emit("Open a folder first.")
+            return None
+        try:
+            result = getattr(self.project, action)(*args)
+        except AnnotatorError as error:
+            self.notify.emit(str(error), "")
+            return None
+        self._classes_edited(action)
+        return result
+
+    def _classes_edited(self, action: str) -> None:
+        self._proposals.clear()
+        if action in ("merge_classes", "delete_class") and self.current is not None:
+            # The store rewrote the maps; reload the shown image's labels from it.
+            self._reload_labels(self.current)
+        self.classes_changed.emit()
+        self.request_proposal()
+        self.prefetch_next()
+
+    def _reload_labels(self, bundle: ImageBundle) -> None:
+        self._save_timer.stop()
+        labels = self.project.load_labels(bundle.relpath)
+        doc = bundle.document
+        if labels is not None:
+            doc.labels[...] = labels
+        else:
+            doc.labels[...] = doc.unlabeled
+        doc._undo.clear()  # the history refers to ids that no longer exist
+        doc._redo.clear()
+        bundle.proposal = self.project.load_proposal(bundle.relpath)
+        for relpath in list(self.loader._cache):
+            if relpath != bundle.relpath:
+                del self.loader._cache[relpath]
+        self.image_shown.emit(bundle)
+
+    # -- images ------------------------------------------------------------------------------------
+
+    def open_image(self, relpath: str) -> None:
+        if self.project is None or (self.current is not None and self.current.relpath == relpath):
+            return
+        self.save_now()
+        self.wanted = relpath
+        bundle = self.loader.cached(relpath)
+        if bundle is not None:
+            self._show(bundle)
+        else:
+            self.message.emit(f"Loading {relpath}…")
+            self.loader.load(relpath)
+
+    def _loaded(self, bundle: ImageBundle) -> None:
+        self.loader.accept(bundle, self._keep())
+        if bundle.relpath == self.wanted and (
+            self.current is None or self.current.relpath != bundle.relpath
+        ):
+            self._show(bundle)
+        else:
+            self._prefetch_engine(bundle)
+
+    def _keep(self) -> set[str]:
+        keep = set(self._next_relpaths())
+        if self.wanted:
+            keep.add(self.wanted)
+        return keep
+
+    def _load_failed(self, relpath: str, message: str, details: str) -> None:
+        self.loader.forget_failed(relpath)
+        self._records_timer.start()
+        if relpath == self.wanted:
+            self.notify.emit(message, details)
+
+    def _show(self, bundle: ImageBundle) -> None:
+        self.current = bundle
+        result = self._proposals.get(bundle.relpath)
+        if result is not None and result.query == self.query():
+            bundle.proposal = result.label_map
+        self.image_shown.emit(bundle)
+        if result is not None and result.query == self.query():
+            self.proposal_shown.emit(bundle.relpath, time.perf_counter() - result.submitted)
+        else:
+            self.request_proposal()
+        self.prefetch_next()
+
+    def _next_relpaths(self) -> list[str]:
+        if self.wanted is None or self.wanted not in self.order:
+            return []
+        start = self.order.index(self.wanted) + 1
+        return self.order[start : start + max(0, self.settings.prefetch)]
+
+    def prefetch_next(self) -> None:
+        """Decode the next images now and have the engine encode and propose them."""
+        requests = []
+        for relpath in self._next_relpaths():
+            bundle = self.loader.cached(relpath)
+            if bundle is None:
+                self.loader.load(relpath)
+            elif self._needs_proposal(relpath):
+                requests.append(self._make_request(bundle, prefetch=True))
+        self.engine.worker.prefetch(requests)
+
+    def _prefetch_engine(self, bundle: ImageBundle) -> None:
+        if bundle.relpath in self._next_relpaths():
+            self.prefetch_next()
+
+    def _needs_proposal(self, relpath: str) -> bool:
+        result = self._proposals.get(relpath)
+        return result is None or result.query != self.query()
+
+    def _make_request(self, bundle: ImageBundle, prefetch: bool) -> ProposalRequest:
+        self._next_id += 1
+        return ProposalRequest(
+            self._next_id, bundle.relpath, bundle.image, self.query(),
+            bundle.document.labels.dtype, prefetch=prefetch,
+        )  # fmt: skip
+
+    # -- proposals ---------------------------------------------------------------------------------
+
+    @property
+    def can_propose(self) -> bool:
+        return self.state.available and bool(self.classes())
+
+    def request_proposal(self) -> None:
+        """Ask for a fresh proposal of the shown image (features are cached: fast after the
+        first time); an older waiting request is dropped."""
+        if self.current is None or not self.can_propose:
+            return
+        if self._latest_id:
+            self.engine.worker.cancel(self._latest_id)
+        request = self._make_request(self.current, prefetch=False)
+        self._latest_id = request.id
+        self.engine.worker.request(request)
+        self.message.emit("Proposing…")
+
+    def _proposal_ready(self, result: ProposalResult) -> None:
+        self._proposals[result.relpath] = result
+        self._proposals.move_to_end(result.relpath)
+        while len(self._proposals) > KEPT_PROPOSALS:
+            self._proposals.popitem(last=False)
+        self._records_timer.start()
+        cached = self.loader.cached(result.relpath)
+        if cached is not None and result.query == self.query():
+            cached.proposal = result.label_map
+        if result.prefetch or result.id != self._latest_id:
+            return  # prefetched for later, or stale: the user has moved on
+        if self.current is not None and self.current.relpath == result.relpath:
+            self.current.proposal = result.label_map
+            self.proposal_shown.emit(result.relpath, time.perf_counter() - result.submitted)
+
+    def accept_proposal(self) -> bool:
+        """Copy the proposal into every unlabeled pixel (human labels win); one undo step."""
+        bundle = self.current
+        if bundle is None or bundle.proposal is None:
+            self.message.emit("There is no proposal to accept.")
+            return False
+        doc = bundle.document
+        mask = (doc.labels == doc.unlabeled) & (bundle.proposal != doc.unlabeled)
+        height, width = doc.shape
+        changed = doc.apply("Accept proposal", Rect(0, 0, width, height), mask, bundle.proposal)
+        if changed:
+            self.edited()
+        return changed
+
+    def propose_all(self) -> bool:
+        if self.project is None or not self.can_propose:
+            return False
+        relpaths = [r.relpath for r in self.project.list_images() if not r.error]
+        self.engine.worker.start_batch(propose_all_factory(relpaths, self.query()))
+        return True
+
+    def cancel_batch(self) -> None:
+        self.engine.worker.stop_batch()
+
+    def _batch_progress(self, progress: Any) -> None:
+        self._records_timer.start()
+        self.batch_progress.emit(progress)
+
+    def _batch_finished(self, result: Any, cancelled: bool) -> None:
+        self._proposals.clear()
+        self.records_changed.emit()
+        self.batch_finished.emit(result, cancelled)
+        if self.current is not None:
+            self.request_proposal()
+
+    def _engine_state(self, state: EngineState) -> None:
+        self.state = state
+        self.engine_state.emit(state)
+        self.request_proposal()
+        self.prefetch_next()
+
+    def _worker_failed(self, request_id: int, message: str, details: str) -> None:
+        if request_id and request_id != self._latest_id:
+            return  # a failure of a stale or prefetch request: not worth interrupting the user
+        self.notify.emit(message, details)
+
+    # -- saving ------------------------------------------------------------------------------------
+
+    def edited(self) -> None:
+        """A finished edit: autosave shortly (coalescing quick successive edits)."""
+        self._dirty = True
+        self.autosave_state.emit("Unsaved changes")
+        self._save_timer.start()
+
+    def save_now(self, status: str = "edited") -> None:
+        """Write the shown image's labels now (in the save thread) if they changed."""
+        self._save_timer.stop()
+        bundle = self.current
+        if bundle is None or self.project is None or (not self._dirty and status == "edited"):
+            return
+        self._dirty = False
+        labels = bundle.document.labels.copy()
+        self.autosave_state.emit("Saving…")
+        self._saving.submit(self._write, self.project, bundle.relpath, labels, status)
+
+    def _write(self, project: Any, relpath: str, labels: np.ndarray, status: str) -> None:
+        # Runs in the save thread; the store is thread-safe.
+        try:
+            project.save_labels(relpath, labels, status=status)
+            present = {int(v) for v in np.unique(labels)}
+            for info in project.list_classes():
+                if info.novel and info.id in present:
+                    project.set_novel(info.id, False)
+        except Exception as error:  # noqa: BLE001
+            self.notify.emit(
+                f"Saving the labels of {relpath} failed: {error}", traceback.format_exc()
+            )
+            self.autosave_state.emit("Save failed")
+            return
+        self.autosave_state.emit(f"Saved {time.strftime('%H:%M:%S')}")
+        self._saved.emit()
+
+    def _after_save(self) -> None:
+        self._records_timer.start()
+        self.classes_changed.emit()
+
+    def mark_reviewed(self) -> str | None:
+        """Mark the shown image reviewed (saving its labels); return the next image to open."""
+        bundle = self.current
+        if bundle is None or self.project is None:
+            return None
+        doc = bundle.document
+        if self._dirty or (doc.labels != doc.unlabeled).any():
+            self.save_now(status="reviewed")
+        else:
+            self.project.set_status(bundle.relpath, "reviewed")
+        self._saving.submit(lambda: None).result()
+        self.records_changed.emit()
+        return self._next_unreviewed(bundle.relpath)
+
+    def _next_unreviewed(self, after: str) -> str | None:
+        statuses = {r.relpath: r.status for r in self.project.list_images()}
+        if after in self.order:
+            start = self.order.index(after) + 1
+            for relpath in self.order[start:] + self.order[:start]:
+                if statuses.get(relpath, "reviewed") != "reviewed":
+                    return relpath
+        record = self.project.next_unchecked(after)
+        return None if record is None else record.relpath

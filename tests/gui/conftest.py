@@ -1,0 +1,60 @@
+"""GUI test fixtures: small synthetic folders and the planted segmenter behind the app's seam."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("pytestqt")
+
+PALETTE = {"grass": (30, 160, 40), "sky": (60, 120, 230), "road": (120, 120, 120)}
+
+
+def make_scene(height: int = 96, width: int = 128, split: int = 40) -> np.ndarray:
+    """Sky on top (rows < split), grass below, with a road square in the grass (HxWx3 uint8)."""
+    image = np.empty((height, width, 3), np.uint8)
+    image[:split] = PALETTE["sky"]
+    image[split:] = PALETTE["grass"]
+    image[split + 16 : split + 48, 16:64] = PALETTE["road"]
+    return image
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for index, split in enumerate((40, 32, 48)):
+        Image.fromarray(make_scene(split=split)).save(folder / f"scene_{index}.png")
+    return folder
+
+
+@pytest.fixture
+def planted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
+    """Make the app load the planted segmenter (via the same seam the settings use)."""
+    from annotator.engine.testing import create_planted_segmenter
+    from annotator.gui import _engine
+
+    made: list = []
+
+    def factory(config: object) -> object:
+        segmenter = create_planted_segmenter(PALETTE, device="cpu", short_side=64)
+        made.append(segmenter)
+        return segmenter
+
+    monkeypatch.setattr(_engine, "create_app_segmenter", factory)
+    yield made
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go (kept under tests/gui/screenshots when ANNOTATOR_SHOTS is set)."""
+    import os
+
+    target = os.environ.get("ANNOTATOR_SHOTS")
+    folder = Path(target) if target else tmp_path / "shots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
