@@ -93,7 +93,7 @@ def _open(path: Path) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image file, or a format Pillow cannot read") from None
     except OSError as error:
-        raise ImageReadError(path, f"the file could not be opened ({error})") from error
+        raise ImageReadError(path, f"the file is damaged or truncated ({error})") from error
 
 
 def _orientation(image: Image.Image) -> int:
