@@ -29,7 +29,10 @@ class SampleSet:
 
     @staticmethod
     def concatenate(parts: list[SampleSet]) -> SampleSet:
-        parts = [part for part in parts if len(part)]
+        non_empty = [part for part in parts if len(part)]
+        if not non_empty:
+            return parts[0]
+        parts = non_empty
         clip = (
             None if any(p.clip is None for p in parts) else np.concatenate([p.clip for p in parts])
         )
