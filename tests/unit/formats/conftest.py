@@ -33,7 +33,9 @@ def labelled(tmp_path: Path) -> Iterator[tuple[Project, dict[str, np.ndarray]]]:
     root = tmp_path / "project"
     for relpath, (width, height) in IMAGES.items():
         (root / relpath).parent.mkdir(parents=True, exist_ok=True)
-        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        ys, xs = np.mgrid[0:height, 0:width]  # smooth, so JPEG copies stay close to the source
+        base = rng.integers(0, 128, 3)
+        pixels = (base + np.stack([xs * 3, ys * 3, xs + ys], axis=2)).astype(np.uint8)
         Image.fromarray(pixels).save(root / relpath)
     project = Project.open(root)
     road, gone, car, tree = (project.add_class(n) for n in ("road", "gone", "car", "tree"))
