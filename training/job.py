@@ -20,6 +20,7 @@ from training.fit import SampleSet, fit_head, resolve_device
 from training.fusion import softmax
 from training.head import HeadSpec, PixelHead
 from training.models import activate_version, load_active_adapter, version_store
+from training.report import report_json
 from training.samples import samples_from_targets, select_pseudo_labels
 from training.versions import ModelVersion
 from training.views import resize_labels
@@ -275,11 +276,5 @@ def _save(
         "patch_size": _patch_size(run),
         "pseudo_pixels": list(pseudo_counts),
     }
-    metrics = {"before": _report_json(before), "after": _report_json(after)}
+    metrics = {"before": report_json(before), "after": report_json(after)}
     return version_store(run.project).save(head, names, metrics, _settings(run, split), extra)
-
-
-def _report_json(report: MetricsReport) -> dict[str, Any]:
-    data = report.to_dict()
-    data.pop("matrix", None)
-    return data

@@ -1,0 +1,132 @@
+"""``annotator train FOLDER``: retrain the project's head on its corrected labels, headless.
+
+Prints the held-out metrics before and after (``--json``: as JSON). The engine flags are
+remembered in the project (setting ``"engine"``), so a later ``annotator train FOLDER`` without
+them uses the same model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from annotator.cli._engine_flags import add_engine_arguments, engine_config_from_args
+
+NAME = "train"
+HELP = "retrain on the project's reviewed labels; print held-out mIoU/hIoU before and after"
+ENGINE_SETTING = "engine"
+_ENGINE_KEYS = (
+    "model", "pretrained", "head", "precision", "threads", "short_side", "window", "stride",
+    "background_threshold", "refine",
+)  # fmt: skip
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", help="project folder (images plus their .annotator data)")
+    parser.add_argument("--rounds", type=int, default=2, help="1 = human labels only; each "
+                        "further round adds self-training pseudo-labels (default 2)")  # fmt: skip
+    parser.add_argument(
+        "--holdout", type=float, default=0.2, help="fraction of reviewed images held out (0.2)"
+    )
+    parser.add_argument("--steps", type=int, default=300, help="optimiser steps per round (300)")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument(
+        "--sidecar", default=None, help="project data folder (default FOLDER/.annotator)"
+    )
+    add_engine_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _engine_defaults() -> dict[str, Any]:
+    parser = argparse.ArgumentParser()
+    add_engine_arguments(parser)
+    return vars(parser.parse_args([]))
+
+
+def resolve_engine_args(args: argparse.Namespace, remembered: dict[str, Any] | None) -> dict:
+    """Engine flags: those given on the command line, else the project's remembered ones."""
+    defaults = _engine_defaults()
+    chosen = {key: getattr(args, key) for key in _ENGINE_KEYS}
+    for key, value in (remembered or {}).items():
+        if key in chosen and chosen[key] == defaults.get(key):
+            chosen[key] = value
+    return chosen
+
+
+def _create_segmenter(args: argparse.Namespace, project: Any) -> Any:
+    from annotator.engine import create_segmenter
+
+    chosen = resolve_engine_args(args, project.get_setting(ENGINE_SETTING))
+    merged = argparse.Namespace(**{**vars(args), **chosen})
+    segmenter = create_segmenter(engine_config_from_args(merged), allow_missing_weights=True)
+    project.set_setting(ENGINE_SETTING, chosen)
+    if not segmenter.available:
+        print(
+            f"annotator train: {segmenter.weights_error}\nTraining on filter features only.",
+            file=sys.stderr,
+        )
+    return segmenter
+
+
+def _train(args: argparse.Namespace, project: Any) -> Any:
+    from tqdm import tqdm
+
+    from annotator.progress import run_job
+    from training import TrainConfig, train
+
+    config = TrainConfig(
+        rounds=args.rounds, holdout=args.holdout, steps=args.steps, device=args.device
+    )
+    segmenter = _create_segmenter(args, project)
+    with tqdm(total=args.rounds * args.steps, file=sys.stderr, disable=args.json) as bar:
+
+        def show(step: Any) -> None:
+            data = step.data if isinstance(step.data, dict) else {}
+            if "loss" in data:
+                bar.set_postfix(round=data["round"], loss=f"{data['loss']:.3f}")
+                bar.update((data["round"] - 1) * args.steps + data["step"] - bar.n)
+            else:
+                bar.set_description(data.get("phase", ""))
+
+        return run_job(train(project, segmenter, config), show)
+
+
+def _print(result: Any, as_json: bool) -> None:
+    import json
+
+    from training.report import format_comparison, report_json
+
+    if as_json:
+        payload = {
+            "version": result.version.id,
+            "rounds": [v.id for v in result.versions],
+            "before": report_json(result.metrics_before),
+            "after": report_json(result.metrics_after),
+            "pseudo_pixels": result.pseudo_pixels,
+            "train_images": list(result.split.train),
+            "holdout_images": list(result.split.holdout),
+        }
+        print(json.dumps(payload, indent=2))
+        return
+    print(format_comparison(result.metrics_before, result.metrics_after))
+    print(
+        f"active version: {result.version.id} (rounds: {', '.join(v.id for v in result.versions)})"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from annotator.errors import AnnotatorError
+    from annotator.project import Project
+
+    try:
+        with Project.open(args.folder, sidecar=args.sidecar) as project:
+            result = _train(args, project)
+    except AnnotatorError as error:
+        print(f"annotator train: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("annotator train: cancelled; the previous version stays active.", file=sys.stderr)
+        return 130
+    _print(result, args.json)
+    return 0
