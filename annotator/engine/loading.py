@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import warnings
+from pathlib import Path
 
 import torch
 
@@ -52,10 +54,7 @@ def _create_model(name: str, resolved: ResolvedWeights, cache_dir: str | None) -
         logging.getLogger().setLevel(previous)
     if resolved.path is not None:
         try:
-            # OpenAI's TorchScript archives need the TorchScript loader; everything else is read
-            # with the safe (weights-only) unpickler.
-            weights_only = not is_torchscript_archive(resolved.path)
-            open_clip.load_checkpoint(model, str(resolved.path), weights_only=weights_only)
+            _load_weights(model, resolved.path)
         except Exception as error:  # any failure to read or match the file means unusable weights
             raise missing_weights_error(
                 name,
@@ -65,6 +64,24 @@ def _create_model(name: str, resolved: ResolvedWeights, cache_dir: str | None) -
                 cache_dir,
             ) from error
     return model
+
+
+def _load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load ``path`` into ``model``: open_clip's loader (weights-only unpickling), or, for OpenAI's
+    TorchScript archives, their state dict without the non-weight entries they carry."""
+    import open_clip
+    from open_clip.model import resize_pos_embed
+
+    if not is_torchscript_archive(path):
+        open_clip.load_checkpoint(model, str(path), weights_only=True)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # jit.load is deprecated, still the reader
+        state = torch.jit.load(str(path), map_location="cpu").state_dict()
+    for key in ("input_resolution", "context_length", "vocab_size", "attn_mask"):
+        state.pop(key, None)
+    resize_pos_embed(state, model)
+    model.load_state_dict(state, strict=True)
 
 
 def _wrap(model: torch.nn.Module, config: EngineConfig, resolved: ResolvedWeights) -> Backbone:

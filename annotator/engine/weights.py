@@ -173,7 +173,18 @@ def partial_downloads(cache_dir: str | Path | None = None) -> list[Path]:
 def missing_weights_error(
     model: str, tag: str, reason: str, cache_dir: str | Path | None = None
 ) -> WeightsUnavailableError:
-    """The error users see when weights cannot be used, with the cache folder and the fixes."""
+    """The error users see when weights cannot be used, with the cache folder and the fixes.
+
+    ``tag`` is an open_clip tag or, for a local file, its path.
+    """
+    if looks_like_path(tag):
+        return WeightsUnavailableError(
+            f"The CLIP weights file {tag} for model {model} cannot be used: {reason}.\n"
+            f"Cache folder: {weights_dir(cache_dir)}\n"
+            f"To fix it, pass '--pretrained PATH' with a complete {model} weights file "
+            f"(.safetensors, .bin or .pt), or run 'annotator models download {model}' on a "
+            "machine with internet access and use its tag (e.g. --pretrained openai)."
+        )
     return WeightsUnavailableError(
         f"The CLIP weights {model}:{tag} are not available: {reason}.\n"
         f"Cache folder: {weights_dir(cache_dir)}\n"
