@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from annotator.engine.segmenter import Segmenter
 from annotator.engine import EngineConfigError, list_heads
 from annotator.engine.backbone import ClipDenseEncoder, interpolate_grid_embedding
 from annotator.engine.heads import get_head
 from annotator.engine.heads._attention import standard_block
+from annotator.engine.segmenter import Segmenter
 from tests.unit.engine.conftest import tiny_segmenter
 
 
@@ -52,7 +52,9 @@ def test_standard_block_matches_open_clip_block(tiny: Segmenter) -> None:
     block = tiny.backbone.image_encoder.visual.transformer.resblocks[0]
     tokens = torch.randn(2, 13, 64)
     with torch.inference_mode():
-        torch.testing.assert_close(standard_block(block, tokens), block(tokens), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            standard_block(block, tokens), block(tokens), atol=1e-5, rtol=1e-4
+        )
 
 
 def test_native_size_matches_open_clip_tokens(tiny: Segmenter) -> None:

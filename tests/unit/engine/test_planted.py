@@ -91,7 +91,7 @@ def test_probabilities_and_confidence_are_consistent() -> None:
     assert probs.dtype == np.float32 and probs.shape[0] == 4
     np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-4)
     assert proposal.confidence.dtype == np.float32
-    assert 0.0 <= proposal.confidence.min() and proposal.confidence.max() <= 1.0
+    assert proposal.confidence.min() >= 0.0 and proposal.confidence.max() <= 1.0
     assert proposal.mean_confidence > 0.9
 
 

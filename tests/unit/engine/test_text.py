@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from annotator.engine.segmenter import Segmenter
 from annotator.engine import EngineConfigError
+from annotator.engine.segmenter import Segmenter
 from annotator.engine.text import TextEmbeddings, split_synonyms
 
 
