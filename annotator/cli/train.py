@@ -69,15 +69,12 @@ def _create_segmenter(args: argparse.Namespace, project: Any) -> Any:
     return segmenter
 
 
-def _train(args: argparse.Namespace, project: Any) -> Any:
+def _train(args: argparse.Namespace, project: Any, config: Any) -> Any:
     from tqdm import tqdm
 
     from annotator.progress import run_job
-    from training import TrainConfig, train
+    from training import train
 
-    config = TrainConfig(
-        rounds=args.rounds, holdout=args.holdout, steps=args.steps, device=args.device
-    )
     segmenter = _create_segmenter(args, project)
     with tqdm(total=args.rounds * args.steps, file=sys.stderr, disable=args.json) as bar:
 
@@ -118,10 +115,18 @@ def _print(result: Any, as_json: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from annotator.errors import AnnotatorError
     from annotator.project import Project
+    from training import TrainConfig
 
     try:
+        config = TrainConfig(
+            rounds=args.rounds, holdout=args.holdout, steps=args.steps, device=args.device
+        )
+    except ValueError as error:
+        print(f"annotator train: {error}", file=sys.stderr)
+        return 2
+    try:
         with Project.open(args.folder, sidecar=args.sidecar) as project:
-            result = _train(args, project)
+            result = _train(args, project, config)
     except AnnotatorError as error:
         print(f"annotator train: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,59 @@
+"""``annotator train``: the table, --json, remembered engine flags, and the user-facing errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from annotator.cli import main
+from annotator.project import Project
+from tests.unit.training.conftest import build_project
+
+TINY = ["--model", "annotator-tiny-vit", "--pretrained", "none", "--short-side", "64"]
+
+
+def test_train_prints_json_and_remembers_the_engine(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "cli"
+    build_project(folder, count=8, reviewed=6, size=64).close()
+    code = main(["train", str(folder), "--rounds", "1", "--steps", "40", "--json", *TINY])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0 and payload["version"] == "v0001" and payload["rounds"] == ["v0001"]
+    assert payload["after"]["miou"] > payload["before"]["miou"]
+    assert len(payload["holdout_images"]) == 1 and len(payload["train_images"]) == 5
+    with Project.open(folder, read_only=True) as project:
+        assert project.get_setting("engine")["model"] == "annotator-tiny-vit"
+    # No model flags this time: the remembered tiny model is used (the default ViT-B-16 has
+    # no weights here, which would print a warning about filter features only).
+    code = main(["train", str(folder), "--rounds", "1", "--steps", "20", "--holdout", "0.3"])
+    captured = capsys.readouterr()
+    assert code == 0 and "Training on filter features only" not in captured.err
+    assert "mIoU" in captured.out and "active version: v0002" in captured.out
+
+
+def test_train_without_reviewed_images_says_what_to_do(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "fresh"
+    build_project(folder, count=2, reviewed=0, size=32).close()
+    assert main(["train", str(folder), *TINY]) == 1
+    assert "review at least 2 images" in capsys.readouterr().err
+
+
+def test_training_never_imports_qt() -> None:
+    import subprocess
+
+    code = (
+        "import sys, training, training.job, annotator.cli.train; "
+        "assert not any(m.split('.')[0] in ('PySide6', 'pyqtgraph', 'superqt') "
+        "or m.startswith('annotator.gui') for m in sys.modules), 'Qt imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("flag", ["--rounds", "--holdout"])
+def test_bad_settings_are_rejected(tmp_path: Path, flag: str, capsys) -> None:
+    folder = tmp_path / "bad"
+    build_project(folder, count=3, reviewed=3, size=32).close()
+    assert main(["train", str(folder), flag, "0" if flag == "--rounds" else "1.5", *TINY]) == 2
+    assert f"{flag[2:]} must" in capsys.readouterr().err
