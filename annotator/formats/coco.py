@@ -31,6 +31,7 @@ from annotator.formats._common import (
     split_records,
     store_imported,
 )
+from annotator.formats._regions import encode_regions, find_regions
 from annotator.progress import Job, Progress, ShouldStop, never_stop
 from annotator.project import ImageRecord, Project
 
@@ -59,48 +60,24 @@ def encode_polygons(mask: np.ndarray) -> list[list[float]]:
     return polygons  # fmt: skip
 
 
-def _regions(mask: np.ndarray, per_region: bool) -> list[tuple[np.ndarray, list[int], int]]:
-    """``(mask, bbox [x, y, w, h], area)`` per 8-connected region (or for the whole mask)."""
-    import cv2
-
-    if not per_region:
-        ys, xs = np.nonzero(mask)
-        bbox = [
-            int(xs.min()),
-            int(ys.min()),
-            int(xs.max() - xs.min() + 1),
-            int(ys.max() - ys.min() + 1),
-        ]
-        return [(mask, bbox, int(len(xs)))]
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(
-        mask.astype(np.uint8), connectivity=8
-    )
-    out = []
-    for index in range(1, count):
-        x, y, w, h, area = (int(v) for v in stats[index])
-        region = np.zeros_like(mask, dtype=bool)
-        region[y : y + h, x : x + w] = labels[y : y + h, x : x + w] == index
-        out.append((region, [x, y, w, h], area))
-    return out  # fmt: skip
-
-
 def image_annotations(
     indices: np.ndarray, image_id: int, first_id: int, options: ExportOptions
 ) -> list[dict[str, Any]]:
     """COCO annotations of one ``[H, W]`` compact-index map (-1 = unlabeled)."""
+    region_map, regions = find_regions(indices, options.per_region)
+    if options.polygons:
+        segmentations = [encode_polygons(region_map == n) for n in range(1, len(regions) + 1)]
+    else:
+        segmentations = encode_regions(region_map, len(regions))
     annotations: list[dict[str, Any]] = []
-    for index in np.unique(indices):
-        if index < 0:
-            continue
-        for mask, bbox, area in _regions(indices == index, options.per_region):
-            segmentation = encode_polygons(mask) if options.polygons else encode_rle(mask)
-            if options.polygons and not segmentation:
-                continue
-            annotations.append({
-                "id": first_id + len(annotations), "image_id": image_id,
-                "category_id": int(index) + 1, "segmentation": segmentation,
-                "area": area, "bbox": bbox, "iscrowd": 0,
-            })  # fmt: skip
+    for region, segmentation in zip(regions, segmentations, strict=True):
+        if not segmentation:
+            continue  # a polygon needs three points; a region of one or two pixels has none
+        annotations.append({
+            "id": first_id + len(annotations), "image_id": image_id,
+            "category_id": region.class_index + 1, "segmentation": segmentation,
+            "area": region.area, "bbox": region.bbox, "iscrowd": 0,
+        })  # fmt: skip
     return annotations
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from annotator.errors import ImageReadError
-from annotator.imageio import is_image_file, read_image_size
+from annotator.imageio import IMAGE_SUFFIXES, read_image_size
 
 _CHUNK = 1 << 20
 
@@ -44,32 +44,36 @@ class FileFacts:
 
 
 def walk_images(root: Path, skip: frozenset[Path]) -> dict[str, DiskFile]:
-    """Every image file under ``root`` (recursive), skipping hidden entries and ``skip`` folders."""
+    """Every image file under ``root`` (recursive), skipping hidden entries and ``skip`` folders.
+
+    Plain strings rather than ``Path`` objects: this runs over every file on every open.
+    """
+    skipped = {os.fspath(path) for path in skip}
     found: dict[str, DiskFile] = {}
-    stack = [root]
+    stack = [(os.fspath(root), "")]
     while stack:
-        folder = stack.pop()
+        folder, prefix = stack.pop()
         try:
             entries = list(os.scandir(folder))
         except OSError:
             continue
         for entry in entries:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name.startswith("."):
                 continue
             if entry.is_dir(follow_symlinks=False):
-                if Path(entry.path) not in skip:
-                    stack.append(Path(entry.path))
-            elif is_image_file(entry.name):
-                _add_file(found, root, entry)
+                if entry.path not in skipped:
+                    stack.append((entry.path, f"{prefix}{name}/"))
+            elif os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                _add_file(found, f"{prefix}{name}", entry)
     return found
 
 
-def _add_file(found: dict[str, DiskFile], root: Path, entry: os.DirEntry[str]) -> None:
+def _add_file(found: dict[str, DiskFile], relpath: str, entry: os.DirEntry[str]) -> None:
     try:
         stat = entry.stat()
     except OSError:
         return
-    relpath = Path(entry.path).relative_to(root).as_posix()
     found[relpath] = DiskFile(relpath, stat.st_size, stat.st_mtime_ns)
 
 
