@@ -175,7 +175,8 @@ def similar_colour_region(
     flood = np.zeros((height + 2, width + 2), np.uint8)
     diff = (tolerance,) * 3
     flags = 4 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (1 << 8)
-    cv2.floodFill(np.ascontiguousarray(image), flood, (x, y), 0, diff, diff, flags)
+    # cv2 takes the image as an in/out argument even with FLOODFILL_MASK_ONLY: give it a copy.
+    cv2.floodFill(np.array(image, order="C"), flood, (x, y), 0, diff, diff, flags)
     return _crop(flood[1:-1, 1:-1] == 1)
 
 

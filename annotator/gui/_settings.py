@@ -104,4 +104,5 @@ def engine_config(settings: AppSettings) -> Any:
         head=settings.head,
         device=settings.device,
         threads=settings.threads or None,
+        download=False,  # the banner asks before downloading, with progress and cancel
     )

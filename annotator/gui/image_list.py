@@ -45,17 +45,22 @@ class _Thumbnails(QObject):
         super().__init__()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annotator-thumbs")
 
+        self._closed = False
+
     def request(self, relpath: str, path: Path) -> None:
         def work() -> None:
             try:
                 array: Any = read_thumbnail(path)
             except Exception:  # noqa: BLE001 - the list shows the reason from the store
                 array = None
-            self.ready.emit(relpath, array)
+            if not self._closed:
+                self.ready.emit(relpath, array)
 
-        self._pool.submit(work)
+        if not self._closed:
+            self._pool.submit(work)
 
     def shutdown(self) -> None:
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -66,6 +66,7 @@ class ImageLoader(QObject):
         self._pending: set[str] = set()
         self._lock = threading.Lock()
         self.project: Any = None
+        self._closed = False
 
     def cached(self, relpath: str) -> ImageBundle | None:
         bundle = self._cache.get(relpath)
@@ -83,6 +84,8 @@ class ImageLoader(QObject):
 
     def _done(self, relpath: str, future: Future) -> None:
         # Runs in the pool thread; signals cross to the GUI thread queued.
+        if future.cancelled() or self._closed:
+            return
         error = future.exception()
         if error is None:
             self.loaded.emit(future.result())
@@ -110,4 +113,5 @@ class ImageLoader(QObject):
         self._pending.clear()
 
     def shutdown(self) -> None:
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -81,6 +81,9 @@ class MainWindow(QMainWindow):
         self.latency_label = QLabel("Proposal: —")
         self.autosave_label = QLabel("No changes")
         self.cursor_label = QLabel("")
+        self.cursor_label.setMinimumWidth(190)
+        self.autosave_label.setMinimumWidth(120)
+        self.latency_label.setMinimumWidth(110)
         self.batch_bar.setMaximumWidth(200)
         self.batch_bar.hide()
         bar = self.statusBar()
@@ -193,6 +196,7 @@ class MainWindow(QMainWindow):
         self.canvas.edited.connect(ws.edited)
         self.canvas.edited.connect(self._update_undo_actions)
         self.canvas.class_picked.connect(self.classes.select)
+        self.canvas.failed.connect(self.notice.show_message)
         self.canvas.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
         self.canvas.cursor_moved.connect(self._cursor_moved)
         self.images.image_activated.connect(ws.open_image)
@@ -228,9 +232,10 @@ class MainWindow(QMainWindow):
         self.update_recent_menu()
         self.setWindowTitle(f"annotator — {project.root}")
         records = self.workspace.records()
-        if records:
-            self.workspace.order = [r.relpath for r in records]
-            self.workspace.open_image(records[0].relpath)
+        self.workspace.order = [r.relpath for r in records]
+        readable = [r for r in records if not r.error] or records
+        if readable:
+            self.workspace.open_image(readable[0].relpath)
         return True
 
     def choose_folder(self) -> None:
@@ -519,4 +524,5 @@ class MainWindow(QMainWindow):
         except OSError as error:
             QMessageBox.warning(self, "Settings not saved", str(error))
         self.workspace.shutdown()
+        self.images.model.thumbnails.shutdown()
         super().closeEvent(event)

@@ -272,16 +272,16 @@ class Workspace(QObject):
         self.message.emit("Proposing…")
 
     def _proposal_ready(self, result: ProposalResult) -> None:
+        self._records_timer.start()
+        if result.query != self.query():
+            return  # stale: the classes changed since it was asked for
         self._proposals[result.relpath] = result
         self._proposals.move_to_end(result.relpath)
         while len(self._proposals) > KEPT_PROPOSALS:
             self._proposals.popitem(last=False)
-        self._records_timer.start()
         cached = self.loader.cached(result.relpath)
-        if cached is not None and result.query == self.query():
+        if cached is not None:
             cached.proposal = result.label_map
-        if result.prefetch or result.id != self._latest_id:
-            return  # prefetched for later, or stale: the user has moved on
         if self.current is not None and self.current.relpath == result.relpath:
             self.current.proposal = result.label_map
             self.proposal_shown.emit(result.relpath, time.perf_counter() - result.submitted)

@@ -58,3 +58,11 @@ def shots(tmp_path: Path) -> Path:
     folder = Path(target) if target else tmp_path / "shots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test starts with default settings (one test's choices never leak into the next)."""
+    folder = tmp_path / "config"
+    monkeypatch.setenv("ANNOTATOR_CONFIG_DIR", str(folder))
+    return folder

@@ -7,7 +7,8 @@ only the tiles of the rectangle that changed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -48,6 +49,7 @@ class CanvasView(QGraphicsView):
     edited = Signal()  # a finished, undoable change to the labels
     class_picked = Signal(int)
     message = Signal(str)
+    failed = Signal(str, str)  # message, details: a tool raised (shown, never fatal)
     cursor_moved = Signal(int, int)  # image pixel under the cursor
     zoom_changed = Signal(float)
 
@@ -238,7 +240,7 @@ class CanvasView(QGraphicsView):
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
         elif event.button() == Qt.MouseButton.LeftButton and self.document is not None:
             self._pressed = True
-            self.tool.press(self._image_point(event), event.modifiers())
+            self._safely(self.tool.press, self._image_point(event), event.modifiers())
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self._panning is not None:
@@ -252,7 +254,7 @@ class CanvasView(QGraphicsView):
         self._update_brush_item(QPointF(*point))
         self.cursor_moved.emit(int(np.floor(point[0])), int(np.floor(point[1])))
         if self.document is not None:
-            self.tool.move(point, self._pressed)
+            self._safely(self.tool.move, point, self._pressed)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self._panning is not None:
@@ -260,11 +262,21 @@ class CanvasView(QGraphicsView):
             self.viewport().setCursor(Qt.CursorShape.CrossCursor)
         elif event.button() == Qt.MouseButton.LeftButton and self._pressed:
             self._pressed = False
-            self.tool.release(self._image_point(event))
+            self._safely(self.tool.release, self._image_point(event))
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if event.button() == Qt.MouseButton.LeftButton and self.document is not None:
-            self.tool.double_click(self._image_point(event))
+            self._safely(self.tool.double_click, self._image_point(event))
+
+    def _safely(self, action: Callable[..., object], *args: object) -> object:
+        """Run a tool step; an unexpected error becomes a notice instead of closing the app."""
+        try:
+            return action(*args)
+        except Exception as error:  # noqa: BLE001
+            if self.document is not None and self.document._open is not None:
+                self.document.end()
+            self.failed.emit(f"The {self.tool.title} tool failed: {error}", traceback.format_exc())
+            return None
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         key = event.key()
@@ -275,7 +287,7 @@ class CanvasView(QGraphicsView):
             self.set_brush_radius(self.brush_radius / 1.25)
         elif key == Qt.Key.Key_BracketRight:
             self.set_brush_radius(self.brush_radius * 1.25)
-        elif not self.tool.key(key):
+        elif not self._safely(self.tool.key, key):
             super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
