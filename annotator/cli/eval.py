@@ -38,14 +38,13 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> MetricsReport:
-    from annotator.cli.export import drain
+    from annotator.cli.export import _open_for_reading, drain
     from annotator.errors import FormatError
     from annotator.metrics import evaluate_folders, evaluate_project, read_class_names
-    from annotator.project import Project
 
     unseen = [n.strip() for n in args.unseen.split(",") if n.strip()]
     if args.folder and not (args.gt or args.pred):
-        with Project.open(args.folder, sidecar=args.sidecar, read_only=True) as project:
+        with _open_for_reading(args) as project:
             return drain(evaluate_project(project), "eval")
     if not (args.gt and args.pred) or args.folder:
         raise FormatError("Give either a project FOLDER, or both --gt DIR and --pred DIR.")

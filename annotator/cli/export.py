@@ -46,10 +46,22 @@ def drain(job: Any, label: str) -> Any:
     return run_job(job, show)
 
 
+def _open_for_reading(args: argparse.Namespace) -> Any:
+    """Open for writing (which first catches up with files renamed on disk); if the app has the
+    project open, read it as last saved instead."""
+    from annotator.errors import ProjectLockedError
+    from annotator.project import Project
+
+    try:
+        return Project.open(args.folder, sidecar=args.sidecar)
+    except ProjectLockedError as error:
+        print(f"note: {error} Reading it as last saved.", file=sys.stderr)
+        return Project.open(args.folder, sidecar=args.sidecar, read_only=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from annotator.errors import AnnotatorError
     from annotator.formats import ExportOptions, export_project
-    from annotator.project import Project
 
     statuses = (
         tuple(s.strip() for s in args.status.split(",") if s.strip()) if args.status else None
@@ -58,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         statuses=statuses, split=args.split, per_region=not args.per_class, polygons=args.polygons
     )
     try:
-        with Project.open(args.folder, sidecar=args.sidecar, read_only=True) as project:
+        with _open_for_reading(args) as project:
             report = drain(export_project(project, args.format, args.out, options), "export")
     except AnnotatorError as error:
         print(f"annotator export: {error}", file=sys.stderr)

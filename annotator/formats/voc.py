@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotator.errors import FormatError
+from annotator.errors import FormatError, ImageReadError
 from annotator.formats._common import (
     DEFAULT_EXPORT,
     DEFAULT_IMPORT,
@@ -125,7 +125,11 @@ def _export_one(
         report.skipped.append(f"{record.relpath}: its label file was damaged and set aside")
         return False
     name = flat_name(record.relpath)
-    _write_image(project.image_path(record.relpath), root / "JPEGImages" / f"{name}.jpg")
+    try:
+        _write_image(project.image_path(record.relpath), root / "JPEGImages" / f"{name}.jpg")
+    except ImageReadError as error:
+        report.skipped.append(f"{record.relpath}: {error.reason}")
+        return False
     write_bytes_atomic(
         root / "SegmentationClass" / f"{name}.png", encode_voc_png(_voc_indices(index, labels))
     )
@@ -161,6 +165,24 @@ def voc_class_names(folder: Path, options: ImportOptions) -> list[str]:
     return list(VOC_CLASSES)
 
 
+def read_voc_mask(path: Path) -> np.ndarray:
+    """A VOC mask as ``[H, W]`` int64 indices: palette/grayscale PNGs as stored; RGB PNGs (as
+    some tools write them) mapped back through the VOC colour map."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if image.mode not in ("RGB", "RGBA"):
+            return read_index_mask(path)
+        rgb = np.asarray(image.convert("RGB")).astype(np.int64)
+    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    lookup = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(voc_palette(256))}
+    values, inverse = np.unique(codes, return_inverse=True)
+    unknown = [f"#{v:06x}" for v in values if int(v) not in lookup]
+    if unknown:
+        raise FormatError(f"colours {unknown[:5]} are not in the VOC colour map")
+    return np.array([lookup[int(v)] for v in values], np.int64)[inverse.reshape(codes.shape)]
+
+
 def import_index_masks(
     project: Project,
     folder: Path,
@@ -182,7 +204,7 @@ def import_index_masks(
             report.skipped.append(f"{relative}: no image with that path or name in the project")
         else:
             try:
-                labels = ids_from_indices(read_index_mask(path), class_ids, unlabeled, project)
+                labels = ids_from_indices(read_voc_mask(path), class_ids, unlabeled, project)
                 store_imported(project, record, labels, options, report)
             except FormatError as error:
                 report.skipped.append(f"{relative}: {error}")

@@ -181,3 +181,18 @@ def test_labelme_size_mismatch_is_reported_not_fatal(tmp_path: Path) -> None:
     with Project.open(root) as project:
         report = run_job(import_into_project(project, "labelme", root / "x.json"))
     assert report.written == 0 and "the image is 20 x 10" in report.skipped[0]
+
+
+def test_voc_import_of_rgb_colour_masks(tmp_path: Path) -> None:
+    root = tmp_path / "imgs"
+    root.mkdir()
+    Image.new("RGB", (3, 1)).save(root / "x.jpg")
+    (tmp_path / "seg").mkdir()
+    colours = np.array([[voc_color(0), voc_color(15), voc_color(255)]], np.uint8)
+    Image.fromarray(colours).save(tmp_path / "seg" / "x.png")
+    with Project.open(root) as project:
+        run_job(import_into_project(project, "voc", tmp_path / "seg"))
+        names = {c.id: c.name for c in project.list_classes()}
+        labels = project.load_labels("x.jpg")
+    assert names[labels[0, 0]] == "background" and names[labels[0, 1]] == "person"
+    assert labels[0, 2] == UNLABELED_U8

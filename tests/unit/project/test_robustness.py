@@ -168,3 +168,13 @@ def test_unreadable_images_are_listed_with_their_error(folder: Path) -> None:
 def test_read_only_needs_an_existing_project(folder: Path) -> None:
     with pytest.raises(ProjectError, match="open it for editing once"):
         Project.open(folder, read_only=True)
+
+
+def test_content_hash_of_large_files_reads_samples_but_sees_changes(tmp_path: Path) -> None:
+    data = bytearray(np.random.default_rng(0).integers(0, 256, 5 << 20, dtype=np.uint8).tobytes())
+    (tmp_path / "one.tif").write_bytes(data)
+    (tmp_path / "two.tif").write_bytes(data)
+    assert _scan.hash_file(tmp_path / "one.tif") == _scan.hash_file(tmp_path / "two.tif")
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "two.tif").write_bytes(data)
+    assert _scan.hash_file(tmp_path / "one.tif") != _scan.hash_file(tmp_path / "two.tif")
