@@ -88,6 +88,24 @@ def flat_name(relpath: str) -> str:
     return str(PurePosixPath(relpath).with_suffix("")).replace("/", "__")
 
 
+def export_names(relpaths: Iterable[str], flat: bool) -> dict[str, str]:
+    """File stem to write for each image: the path without suffix (``flat``: with ``/`` as
+    ``__``). Images that would collide (``a.jpg`` and ``a.png``) keep their suffix as
+    ``a__jpg`` / ``a__png``, so no export overwrites another image's mask."""
+
+    def stem(relpath: str) -> str:
+        return flat_name(relpath) if flat else str(PurePosixPath(relpath).with_suffix(""))
+
+    relpaths = list(relpaths)
+    counts: dict[str, int] = {}
+    for relpath in relpaths:
+        counts[stem(relpath)] = counts.get(stem(relpath), 0) + 1
+    return {
+        r: stem(r) if counts[stem(r)] == 1 else f"{stem(r)}__{PurePosixPath(r).suffix[1:]}"
+        for r in relpaths
+    }
+
+
 class ClassIndex:
     """Compact indices ``0..K-1`` for the project's classes in display order (ids may be sparse)."""
 
@@ -124,11 +142,10 @@ class ImageMatcher:
         self.records = {r.relpath: r for r in project.list_images()}
         self._by_key: dict[str, list[str]] = {}
         for relpath in self.records:
-            keys = {
-                str(PurePosixPath(relpath).with_suffix("")),
-                flat_name(relpath),
-                PurePosixPath(relpath).stem,
-            }
+            plain = str(PurePosixPath(relpath).with_suffix(""))
+            suffix = PurePosixPath(relpath).suffix[1:]
+            keys = {plain, flat_name(relpath), PurePosixPath(relpath).stem}
+            keys |= {f"{plain}__{suffix}", f"{flat_name(relpath)}__{suffix}"}
             for key in keys:
                 self._by_key.setdefault(key, []).append(relpath)
 

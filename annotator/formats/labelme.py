@@ -110,7 +110,7 @@ def _label_map(
         )
     label_map = np.full((height, width), project.unlabeled_value, project.label_dtype)
     for shape in document["shapes"]:
-        if (shape.get("shape_type") or "polygon") not in _AREA_SHAPES:
+        if (shape.get("shape_type") or "polygon") not in _AREA_SHAPES or not shape.get("label"):
             continue
         value = project.unlabeled_value if shape["label"] == IGNORE_LABEL else ids[shape["label"]]
         label_map[shape_mask(shape, height, width)] = value

@@ -8,7 +8,7 @@ classes); ``unlabeled`` (255 or 65535) marks unlabeled pixels. ``classes.json`` 
 from __future__ import annotations
 
 import json
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from annotator.formats._common import (
     ImportOptions,
     TransferReport,
     check_stop,
+    export_names,
     select_images,
 )
 from annotator.formats.voc import import_index_masks
@@ -56,6 +57,7 @@ def export_masks(
     dtype = np.uint8 if len(index.classes) < 255 else np.uint16
     unlabeled = int(np.iinfo(dtype).max)
     report = TransferReport()
+    stems = export_names((r.relpath for r in records), flat=False)
     for done, record in enumerate(records):
         check_stop(should_stop)
         labels = project.load_labels(record.relpath)
@@ -64,7 +66,7 @@ def export_masks(
             continue
         compact = index.to_indices(labels)
         mask = np.where(compact < 0, unlabeled, compact).astype(dtype)
-        target = Path(out) / "masks" / f"{PurePosixPath(record.relpath).with_suffix('')}.png"
+        target = Path(out) / "masks" / f"{stems[record.relpath]}.png"
         write_bytes_atomic(target, encode_png(mask))
         report.written += 1
         yield Progress(done + 1, len(records), record.relpath)

@@ -26,7 +26,7 @@ from annotator.formats._common import (
     ImportOptions,
     TransferReport,
     check_stop,
-    flat_name,
+    export_names,
     ids_from_indices,
     resolve_classes,
     select_images,
@@ -107,10 +107,12 @@ def export_voc(
         (root / sub).mkdir(parents=True, exist_ok=True)
     report, names = TransferReport(), {"train": [], "val": []}
     splits = split_records(records, options.split, options.seed)
+    stems = export_names((r.relpath for r in records), flat=True)
     for done, record in enumerate(records):
         check_stop(should_stop)
-        if _export_one(project, index, record, root, report):
-            names[splits[record.relpath]].append(flat_name(record.relpath))
+        name = stems[record.relpath]
+        if _export_one(project, index, record, root, name, report):
+            names[splits[record.relpath]].append(name)
         yield Progress(done + 1, len(records), record.relpath)
     _write_lists(root, names, index.names)
     report.outputs.append(str(root))
@@ -118,13 +120,17 @@ def export_voc(
 
 
 def _export_one(
-    project: Project, index: ClassIndex, record: ImageRecord, root: Path, report: TransferReport
+    project: Project,
+    index: ClassIndex,
+    record: ImageRecord,
+    root: Path,
+    name: str,
+    report: TransferReport,
 ) -> bool:
     labels = project.load_labels(record.relpath)
     if labels is None:
         report.skipped.append(f"{record.relpath}: its label file was damaged and set aside")
         return False
-    name = flat_name(record.relpath)
     try:
         _write_image(project.image_path(record.relpath), root / "JPEGImages" / f"{name}.jpg")
     except ImageReadError as error:

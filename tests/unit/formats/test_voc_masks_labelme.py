@@ -196,3 +196,31 @@ def test_voc_import_of_rgb_colour_masks(tmp_path: Path) -> None:
         labels = project.load_labels("x.jpg")
     assert names[labels[0, 0]] == "background" and names[labels[0, 1]] == "person"
     assert labels[0, 2] == UNLABELED_U8
+
+
+def test_images_differing_only_in_suffix_do_not_overwrite_each_other(
+    tmp_path: Path, fresh_copy
+) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    Image.new("RGB", (4, 2)).save(root / "a.png")
+    Image.new("RGB", (4, 2)).save(root / "a.jpg")
+    with Project.open(root) as project:
+        road, car = project.add_class("road"), project.add_class("car")
+        project.save_labels("a.png", np.full((2, 4), road.id, np.uint8))
+        project.save_labels("a.jpg", np.full((2, 4), car.id, np.uint8))
+        for fmt in ("voc", "masks"):
+            assert run_job(export_project(project, fmt, tmp_path / fmt)).written == 2
+    assert sorted(p.name for p in (tmp_path / "masks" / "masks").iterdir()) == [
+        "a__jpg.png",
+        "a__png.png",
+    ]
+    for fmt, source in (
+        ("masks", tmp_path / "masks"),
+        ("voc", tmp_path / "voc" / "VOCdevkit" / "VOC2012"),
+    ):
+        with fresh_copy(f"again-{fmt}") as again:
+            assert run_job(import_into_project(again, fmt, source)).written == 2
+            names = {c.id: c.name for c in again.list_classes()}
+            assert names[again.load_labels("a.png")[0, 0]] == "road"
+            assert names[again.load_labels("a.jpg")[0, 0]] == "car"
