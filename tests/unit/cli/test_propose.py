@@ -1,0 +1,94 @@
+"""``annotator propose``: palette PNGs mirroring the input tree, classes.json, failures listed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import annotator.engine.segmenter as segmenter_module
+from annotator.cli import main
+from annotator.engine.testing import TINY_MODEL, create_planted_segmenter
+
+PALETTE = {"cat": (230, 30, 30), "grass": (30, 200, 30)}
+TINY = ["--model", TINY_MODEL, "--pretrained", "none", "--short-side", "64"]
+
+
+def scene() -> tuple[np.ndarray, np.ndarray]:
+    truth = np.ones((90, 120), np.uint8)
+    truth[20:70, 10:60] = 0
+    colours = np.array([PALETTE["cat"], PALETTE["grass"]], np.uint8)
+    return colours[truth], truth
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    root = tmp_path / "images"
+    (root / "nested").mkdir(parents=True)
+    image, _ = scene()
+    Image.fromarray(image).save(root / "a.png")
+    Image.fromarray(image).save(root / "nested" / "b.jpg", quality=95)
+    (root / "nested" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    return root
+
+
+def test_folder_with_a_corrupt_file(folder: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    monkeypatch.setattr(
+        segmenter_module, "create_segmenter", lambda config, **kw: create_planted_segmenter(PALETTE)
+    )
+    out = tmp_path / "out"
+    code = main(["propose", str(folder), "--classes", "cat, grass", "--out", str(out)])
+    assert code == 0
+    _, truth = scene()
+    for name in ("a.png", "nested/b.png"):
+        written = Image.open(out / name)
+        assert written.mode == "P"
+        assert (np.asarray(written) == truth).mean() >= 0.98
+    assert not (out / "nested" / "broken.png").exists()
+    table = json.loads((out / "classes.json").read_text())
+    assert table == {
+        "0": {"name": "cat", "color": [128, 0, 0]},
+        "1": {"name": "grass", "color": [0, 128, 0]},
+    }
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "could not be read" in err
+
+
+def test_real_tiny_model_end_to_end(folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code = main(
+        [
+            "propose",
+            str(folder / "a.png"),
+            "--classes",
+            "cat,tv; monitor",
+            "--out",
+            str(out),
+            "--background-threshold",
+            "0.9",
+            *TINY,
+        ]
+    )
+    assert code == 0
+    labels = np.asarray(Image.open(out / "a.png"))
+    assert labels.shape == (90, 120) and labels.max() <= 2
+    assert json.loads((out / "classes.json").read_text())["2"]["name"] == "other"
+
+
+def test_nothing_readable_is_an_error(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"")
+    code = main(["propose", str(bad), "--classes", "cat", "--out", str(tmp_path / "o"), *TINY])
+    assert code == 1
+    assert "empty" in capsys.readouterr().err
+
+
+def test_missing_weights_message_reaches_the_user(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(image)
+    code = main(["propose", str(image), "--classes", "cat", "--out", str(tmp_path / "o")])
+    assert code == 1
+    assert "annotator models download ViT-B-16:openai" in capsys.readouterr().err

@@ -1,0 +1,90 @@
+"""Out-of-memory fallbacks, logit adapters, missing weights, and a Qt-free import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from annotator.engine import EngineConfig, EngineWarning, WorkingView, create_segmenter
+from annotator.engine.segmenter import EngineOutOfMemoryError
+from annotator.engine.testing import create_planted_segmenter
+from tests.unit.engine.conftest import PALETTE, painted_scene
+
+
+class _Limited(torch.nn.Module):
+    """Wraps an encoder; inputs with more than ``max_pixels`` pixels run out of memory."""
+
+    def __init__(self, inner: torch.nn.Module, max_pixels: int) -> None:
+        super().__init__()
+        self.inner, self.max_pixels, self.patch_size = inner, max_pixels, inner.patch_size
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        if pixels.shape[0] * pixels.shape[2] * pixels.shape[3] > self.max_pixels:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.inner(pixels)
+
+
+def test_out_of_memory_falls_back_to_smaller_tiles() -> None:
+    image, truth = painted_scene()
+    segmenter = create_planted_segmenter(PALETTE, short_side=224)
+    backbone = segmenter.backbone
+    backbone.image_encoder = _Limited(backbone.image_encoder, 120 * 120)
+    with pytest.warns(EngineWarning, match="Out of memory"):
+        segmenter.set_image(np.ascontiguousarray(image[:, ::-1]))
+    proposal = segmenter.predict(list(PALETTE))
+    assert (proposal.label_map == truth[:, ::-1]).mean() >= 0.98  # 224 px: coarser patches
+
+
+def test_out_of_memory_everywhere_is_a_typed_error() -> None:
+    segmenter = create_planted_segmenter(PALETTE)
+    segmenter.backbone.image_encoder = _Limited(segmenter.backbone.image_encoder, 10)
+    with pytest.warns(EngineWarning), pytest.raises(EngineOutOfMemoryError, match="short-side"):
+        segmenter.set_image(painted_scene()[0])
+
+
+def test_adapter_replaces_zero_shot_logits() -> None:
+    image, truth = painted_scene()
+    segmenter = create_planted_segmenter(PALETTE)
+    segmenter.set_image(image)
+    seen: list[WorkingView] = []
+
+    def swap_first_two(view: WorkingView) -> np.ndarray:
+        seen.append(view)
+        return view.zero_shot_logits[[1, 0, 2, 3]]
+
+    proposal = segmenter.predict(list(PALETTE), adapter=swap_first_two)
+    view = seen[0]
+    assert view.image.shape == (448, 597, 3) and view.original_size == (300, 400)
+    assert view.features.shape == (6, 56, 75) and view.text_embeddings.shape == (4, 6)
+    swapped = np.array([1, 0, 2, 3])[truth]
+    assert (proposal.label_map == swapped).mean() >= 0.99
+    with pytest.raises(ValueError, match="expected"):
+        segmenter.predict(list(PALETTE), adapter=lambda v: np.zeros((2, 3, 4), np.float32))
+
+
+def test_adapter_works_without_weights() -> None:
+    segmenter = create_segmenter(EngineConfig(pretrained="openai"), allow_missing_weights=True)
+    segmenter.set_image(np.zeros((30, 50, 3), np.uint8))
+
+    def right_half_is_b(view: WorkingView) -> np.ndarray:
+        assert view.features is None and view.text_embeddings is None
+        assert not view.zero_shot_logits.any()
+        logits = np.zeros_like(view.zero_shot_logits)
+        logits[1, :, view.image.shape[1] // 2 :] = 10.0
+        return logits
+
+    labels = segmenter.predict(["a", "b"], adapter=right_half_is_b).label_map
+    assert labels.shape == (30, 50)
+    assert (labels[:, :20] == 0).all() and (labels[:, 30:] == 1).all()
+
+
+def test_import_engine_loads_no_qt() -> None:
+    code = (
+        "import sys, annotator.engine, annotator.engine.segmenter; print('PySide6' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
