@@ -71,20 +71,19 @@ def overlay_tile(
     Human labels are opaque; proposals show, fainter, only where no human label is. ``None`` when
     there is nothing to draw.
     """
-    sampled = [_sample(v, rect, step) for v in (labels, proposal) if v is not None]
-    if not sampled:
-        return None
-    rgba = np.zeros((*sampled[0].shape, 4), np.uint8)
-    if proposal is not None:
-        prop = _sample(proposal, rect, step)
-        rgba[...] = proposal_lut[prop]
-        if outline_only:
-            rgba[~outline(prop), 3] = 0
-    if labels is not None:
-        lab = _sample(labels, rect, step)
-        labelled = lab != unlabeled_value(lab.dtype)
-        coloured = label_lut[lab]
-        if outline_only:
-            coloured[~outline(lab), 3] = 0
-        rgba[labelled] = coloured[labelled]
-    return rgba
+    if proposal is not None and labels is not None and proposal.shape != labels.shape:
+        proposal = None  # belongs to another image (a late result): never draw it here
+    lab = None if labels is None else _sample(labels, rect, step)
+    prop = None if proposal is None else _sample(proposal, rect, step)
+    coloured = None if lab is None else np.take(label_lut, lab, axis=0)
+    if coloured is not None and outline_only:
+        coloured[~outline(lab), 3] = 0
+    if prop is None:
+        return coloured  # unlabeled pixels are transparent in the lookup table already
+    proposed = np.take(proposal_lut, prop, axis=0)
+    if outline_only:
+        proposed[~outline(prop), 3] = 0
+    if coloured is None:
+        return proposed
+    labelled = (lab != unlabeled_value(lab.dtype))[..., None]
+    return np.where(labelled, coloured, proposed)

@@ -90,6 +90,9 @@ class Workspace(QObject):
             return
         self.save_now()
         self._saving.submit(lambda: None).result()  # wait for queued saves
+        self.engine.worker.prefetch([])
+        self.engine.worker.cancel(self._latest_id)
+        self.engine.worker.stop_batch()
         self.current = None
         self.wanted = None
         self.loader.clear()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QRectF
-from PySide6.QtGui import QImage, QPainter
+from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from annotator.gui._labelops import Rect
@@ -42,7 +42,8 @@ class TiledItem(QGraphicsItem):
         self._render = render
         self._max_level = max_level
         self._tile = tile
-        self._cache: OrderedDict[tuple[int, int, int], QImage | None] = OrderedDict()
+        # Tiles are kept as QPixmaps: the raster engine draws its native format fastest.
+        self._cache: OrderedDict[tuple[int, int, int], QPixmap | None] = OrderedDict()
         self._cache_limit = 512
         self.smooth = False
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
@@ -58,13 +59,16 @@ class TiledItem(QGraphicsItem):
     def paint(
         self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None
     ) -> None:
-        level = self.level_for_scale(painter.worldTransform().m11())
+        scale = painter.worldTransform().m11()
+        level = self.level_for_scale(scale)
         step = 1 << level
         size = self._tile
         exposed = option.exposedRect.intersected(self.boundingRect())
         if exposed.isEmpty():
             return
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
+        # Filter only when shrinking; enlarged pixels stay crisp (and cost less to draw).
+        smooth = self.smooth and scale * step < 0.999
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
         tx0, ty0 = int(exposed.left()) // (size * step), int(exposed.top()) // (size * step)
         tx1 = int(math.ceil(exposed.right())) // (size * step)
         ty1 = int(math.ceil(exposed.bottom())) // (size * step)
@@ -79,9 +83,9 @@ class TiledItem(QGraphicsItem):
         step = 1 << level
         x, y = tx * self._tile * step, ty * self._tile * step
         target = QRectF(x, y, image.width() * step, image.height() * step)
-        painter.drawImage(target, image)
+        painter.drawPixmap(target, image, QRectF(image.rect()))
 
-    def _tile_image(self, level: int, tx: int, ty: int) -> QImage | None:
+    def _tile_image(self, level: int, tx: int, ty: int) -> QPixmap | None:
         key = (level, tx, ty)
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -91,7 +95,9 @@ class TiledItem(QGraphicsItem):
         level_h = -(-self._height // step)
         rect = Rect(tx * size, ty * size, (tx + 1) * size, (ty + 1) * size).clip(level_w, level_h)
         array = None if rect.empty else self._render(level, rect)
-        image = None if array is None or array.size == 0 else array_to_qimage(array)
+        image = None
+        if array is not None and array.size:
+            image = QPixmap.fromImage(array_to_qimage(array))
         self._cache[key] = image
         while len(self._cache) > self._cache_limit:
             self._cache.popitem(last=False)
