@@ -39,7 +39,7 @@ class TrainConfig:
     use_clip_features: bool = True
     filter_sigmas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
     steps: int = 300
-    batch_size: int = 4096
+    batch_size: int = 2048
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     pseudo_top_fraction: float = 0.5

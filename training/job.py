@@ -14,6 +14,7 @@ from annotator.progress import Progress, ShouldStop, never_stop
 from training.adapter import TrainedAdapter
 from training.config import TrainConfig
 from training.dataset import Split, class_prompts, load_view, split_project
+from training.errors import ModelVersionError
 from training.evaluate import HeldOutImage, positions_lut, score_images
 from training.filters import FilterCache
 from training.fit import SampleSet, fit_head, resolve_device
@@ -227,12 +228,15 @@ def train(
     human = yield from _collect_human(run, split)
     holdout = yield from _collect_holdout(run, split)
     seen = {int(c) for c in np.unique(human.labels)}
-    before = score_images(holdout, load_active_adapter(project), run.names, _unseen(run, seen))
+    before = _score_previous(project, holdout, run.names, _unseen(run, seen))
+    yield Progress(0, config.rounds, "scored the active version", {"phase": "evaluate", "round": 0})
     samples, versions, losses, pseudo_counts = human, [], [], []
     for round_index in range(config.rounds):
         head = yield from _collect_losses(_head_for(run, samples, round_index), losses)
         adapter = _adapter(run, head)
         after = score_images(holdout, adapter, run.names, _unseen(run, seen))
+        data = {"phase": "evaluate", "round": round_index + 1, "miou": after.miou}
+        yield Progress(round_index + 1, config.rounds, f"round {round_index + 1} scored", data)
         versions.append(_save(run, split, head, before, after, round_index, pseudo_counts))
         if round_index + 1 < config.rounds:
             pseudo = yield from _pseudo_samples(run, split, adapter, round_index + 1)
@@ -242,6 +246,17 @@ def train(
     activate_version(project, versions[-1].id)
     final = version_store(project).get(versions[-1].id)
     return TrainResult(final, versions[:-1] + [final], before, after, losses, split, pseudo_counts)
+
+
+def _score_previous(
+    project: Any, holdout: list[HeldOutImage], names: list[str], unseen: list[str]
+) -> MetricsReport:
+    """Scores of the active version; of zero-shot when there is none, or when it no longer fits
+    the loaded engine (e.g. trained with CLIP features that are now missing)."""
+    try:
+        return score_images(holdout, load_active_adapter(project), names, unseen)
+    except ModelVersionError:
+        return score_images(holdout, None, names, unseen)
 
 
 def _collect_losses(
