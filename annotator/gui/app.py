@@ -38,11 +38,10 @@ def create_window(folder: str | Path | None = None, demo: bool = False):  # noqa
 
     window = MainWindow(load_settings())
     window.show()
-    window.workspace.configure_engine()
     if demo:
         folder = create_demo_copy()
-    if folder is not None:
-        window.open_folder(folder)
+    if folder is None or not window.open_folder(folder):
+        window.workspace.configure_engine()  # opening a folder loads the engine itself
     return window
 
 
