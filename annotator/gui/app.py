@@ -52,6 +52,9 @@ def launch(folder: str | None = None, demo: bool = False) -> int:
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("annotator")
     app.setOrganizationName("annotator")
+    from PySide6.QtGui import QIcon
+
+    app.setWindowIcon(QIcon(str(files("annotator.resources") / "icons" / "annotator.svg")))
     if folder is not None and not Path(folder).is_dir():
         print(f"annotator: {folder} is not a folder; choose a folder of images.", file=sys.stderr)
         return 2
