@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -72,6 +73,55 @@ def _tensors(samples: SampleSet, device: torch.device) -> tuple[torch.Tensor, ..
     return filters, clip, labels, weights
 
 
+def _grad_mode() -> contextlib.ExitStack:
+    """Autograd on, even when the caller runs the job under ``torch.inference_mode()`` (the
+    GUI's engine worker does). Entered per step, never across a ``yield``: grad mode is
+    thread-local and must not leak into the caller while the generator is suspended."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode(False))
+    stack.enter_context(torch.enable_grad())
+    return stack
+
+
+@dataclass
+class _Trainer:
+    head: PixelHead
+    optimiser: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    tensors: tuple[torch.Tensor | None, ...]
+    generator: torch.Generator
+    batch_size: int
+
+    def step(self) -> float:
+        filters, clip, labels, weights = self.tensors
+        count = labels.shape[0]
+        batch = torch.randint(count, (min(self.batch_size, count),), generator=self.generator)
+        batch = batch.to(labels.device)
+        logits = self.head(filters[batch], clip[batch] if clip is not None else None)
+        loss = (F.cross_entropy(logits, labels[batch], reduction="none") * weights[batch]).mean()
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimiser.step()
+        self.schedule.step()
+        return float(loss.detach())
+
+
+def _trainer(
+    spec: HeadSpec, samples: SampleSet, settings: FitSettings, device: torch.device
+) -> _Trainer:
+    torch.manual_seed(settings.seed)
+    head = PixelHead(spec)
+    tensors = _tensors(samples, device)
+    head.set_normalisation(tensors[0].cpu())
+    head.to(device).train()
+    optimiser = torch.optim.AdamW(
+        head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, settings.steps))
+    generator = torch.Generator(device="cpu").manual_seed(settings.seed)
+    return _Trainer(head, optimiser, schedule, tensors, generator, settings.batch_size)
+
+
 def fit_head(
     spec: HeadSpec,
     samples: SampleSet,
@@ -80,40 +130,25 @@ def fit_head(
     device: torch.device,
     progress_data: dict | None = None,
 ) -> Generator[Progress, None, PixelHead]:
-    """Train a fresh :class:`PixelHead` on ``samples`` with Adam and weighted cross-entropy.
+    """Train a fresh :class:`PixelHead` on ``samples`` with AdamW and weighted cross-entropy.
 
     Yields :class:`Progress` every few steps with ``data = {**progress_data, "step", "loss"}``;
     raises :class:`JobCancelled` as soon as ``should_stop()`` is true. Returns the head in eval
-    mode on the CPU.
+    mode on the CPU. Safe to drive from a thread in ``torch.inference_mode()``.
     """
     if len(samples) == 0:
         raise ValueError("no training pixels")
-    torch.manual_seed(settings.seed)
-    generator = torch.Generator(device="cpu").manual_seed(settings.seed)
-    head = PixelHead(spec)
-    filters, clip, labels, weights = _tensors(samples, device)
-    head.set_normalisation(filters.cpu() if device.type != "cpu" else filters)
-    head.to(device).train()
-    optimiser = torch.optim.AdamW(
-        head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, settings.steps))
+    with _grad_mode():
+        trainer = _trainer(spec, samples, settings, device)
     report_every = max(1, settings.steps // 50)
     for step in range(1, settings.steps + 1):
         if should_stop():
             raise JobCancelled("Retraining was cancelled; the previous model version stays active.")
-        batch = torch.randint(
-            len(samples), (min(settings.batch_size, len(samples)),), generator=generator
-        ).to(device)
-        logits = head(filters[batch], clip[batch] if clip is not None else None)
-        loss = (F.cross_entropy(logits, labels[batch], reduction="none") * weights[batch]).mean()
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
+        with _grad_mode():
+            loss = trainer.step()
         if step % report_every == 0 or step == settings.steps:
-            data = {**(progress_data or {}), "step": step, "loss": float(loss.detach())}
+            data = {**(progress_data or {}), "step": step, "loss": loss}
             yield Progress(
-                step, settings.steps, f"step {step}/{settings.steps}, loss {data['loss']:.4f}", data
+                step, settings.steps, f"step {step}/{settings.steps}, loss {loss:.4f}", data
             )
-    return head.cpu().eval()
+    return trainer.head.cpu().eval()

@@ -150,3 +150,21 @@ def test_balanced_pixels_caps_each_class_and_skips_unlabelled() -> None:
     values = targets[ys, xs]
     assert (values >= 0).all()
     assert (values == 0).sum() == 10 and (values == 4).sum() == 3
+
+
+def test_fit_works_when_driven_under_inference_mode() -> None:
+    """The GUI's engine worker steps batch jobs inside torch.inference_mode()."""
+    job = fit_head(
+        HeadSpec(5, 0, 8, (0, 1)), _two_blobs(), FitSettings(steps=20, batch_size=64),
+        lambda: False, torch.device("cpu"),
+    )  # fmt: skip
+    while True:
+        with torch.inference_mode():
+            try:
+                next(job)
+            except StopIteration as done:
+                head = done.value
+                break
+            # The job's grad mode never leaks into its caller between steps.
+            assert torch.is_inference_mode_enabled()
+    assert head.classifier.weight.grad is not None
