@@ -17,11 +17,7 @@ class Region:
     area: int
 
 
-def _merge_boxes(boxes: np.ndarray) -> list[int]:
-    """Union of ``[N, 4]`` ``x, y, w, h`` boxes."""
-    x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
-    x1, y1 = (boxes[:, 0] + boxes[:, 2]).max(), (boxes[:, 1] + boxes[:, 3]).max()
-    return [int(x0), int(y0), int(x1 - x0), int(y1 - y0)]
+_EIGHT_CONNECTED = np.ones((3, 3), bool)
 
 
 def find_regions(indices: np.ndarray, per_region: bool) -> tuple[np.ndarray, list[Region]]:
@@ -30,22 +26,25 @@ def find_regions(indices: np.ndarray, per_region: bool) -> tuple[np.ndarray, lis
     Returns an ``[H, W]`` int32 map (0 = unlabeled, ``r + 1`` = ``regions[r]``) and the regions:
     8-connected regions of each class, or one region per class when ``per_region`` is False.
     """
-    import cv2
+    from scipy import ndimage
 
     region_map = np.zeros(indices.shape, np.int32)
-    regions: list[Region] = []
+    classes: list[int] = []
     present = np.flatnonzero(np.bincount(indices.ravel() + 1)[1:])  # faster than np.unique
     for index in present:
-        _, components, stats, _ = cv2.connectedComponentsWithStats(
-            (indices == index).astype(np.uint8), connectivity=8, ltype=cv2.CV_32S
-        )
-        inside = components > 0
+        inside = indices == index
         if per_region:
-            region_map[inside] = components[inside] + len(regions)
-            regions += [Region(int(index), [int(v) for v in s[:4]], int(s[4])) for s in stats[1:]]
+            components, count = ndimage.label(inside, structure=_EIGHT_CONNECTED)
+            region_map[inside] = components[inside] + len(classes)
         else:
-            region_map[inside] = len(regions) + 1
-            regions.append(Region(int(index), _merge_boxes(stats[1:, :4]), int(stats[1:, 4].sum())))
+            region_map[inside], count = len(classes) + 1, 1
+        classes += [int(index)] * count
+    areas = np.bincount(region_map.ravel(), minlength=len(classes) + 1)[1:]
+    boxes = ndimage.find_objects(region_map, max_label=len(classes))
+    regions = [
+        Region(c, [b[1].start, b[0].start, b[1].stop - b[1].start, b[0].stop - b[0].start], int(a))
+        for c, b, a in zip(classes, boxes, areas, strict=True)
+    ]
     return region_map, regions
 
 
