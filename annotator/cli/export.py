@@ -26,7 +26,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--per-class", action="store_true", help="COCO: one annotation per class per image"
     )
     parser.add_argument(
-        "--polygons", action="store_true", help="COCO: polygons instead of RLE (lossy)"
+        "--polygons",
+        action="store_true",
+        help="COCO: polygons instead of RLE (holes in regions come back filled)",
     )
     parser.add_argument(
         "--sidecar", default=None, help="project data folder (default FOLDER/.annotator)"

@@ -21,7 +21,7 @@ class ExportOptions:
     ``statuses``: only images with one of these statuses (``None`` = any image with human
     labels). ``split``: fraction of images in ``train`` (the rest in ``val``; deterministic).
     COCO: ``per_region`` one annotation per connected region (else one per class per image);
-    ``polygons`` instead of RLE (lossy: holes are filled, edges follow pixel centres).
+    ``polygons`` instead of RLE (exact along pixel edges, but holes in a region are filled).
     """
 
     statuses: tuple[str, ...] | None = None

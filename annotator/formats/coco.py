@@ -45,19 +45,18 @@ def encode_rle(mask: np.ndarray) -> dict[str, Any]:
 
 
 def encode_polygons(mask: np.ndarray) -> list[list[float]]:
-    """Outer contours of a ``[H, W]`` mask as COCO polygons ``[x0, y0, x1, y1, ...]`` in pixel
-    coordinates (pixel centres). Lossy: holes are dropped; regions under 3 points are dropped."""
+    """Outlines of a ``[H, W]`` mask as COCO polygons ``[x0, y0, x1, y1, ...]`` along pixel
+    edges (pixel ``(x, y)`` spans ``[x, x + 1) x [y, y + 1)``), so pycocotools rasterises them
+    back to the same pixels. Lossy only for holes: COCO polygons cannot express them, so a
+    region's holes come back filled.
+    """
     import cv2
 
-    contours, _ = cv2.findContours(
-        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
-    )
-    polygons = []
-    for contour in contours:
-        points = contour.reshape(-1, 2).astype(float)
-        if len(points) >= 3:
-            polygons.append([round(float(v), 2) for v in points.ravel()])
-    return polygons  # fmt: skip
+    # Tracing the mask at twice the size puts contour points on boundary pixels whose index
+    # parity tells the edge: 2x is the left/top edge x, 2x + 1 the right/bottom edge x + 1.
+    doubled = np.kron(mask.astype(np.uint8), np.ones((2, 2), np.uint8))
+    contours, _ = cv2.findContours(doubled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [((c.reshape(-1, 2) + 1) // 2).astype(float).ravel().tolist() for c in contours]
 
 
 def image_annotations(
