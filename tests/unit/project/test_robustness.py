@@ -76,6 +76,52 @@ def test_killed_mid_save_leaves_a_readable_store(folder: Path, delay: float) -> 
     assert leftovers == []
 
 
+_MERGING_CHILD = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from annotator.project import Project
+
+    project = Project.open(sys.argv[1])
+    keep = project.add_class("keep")
+    step = 0
+    while True:
+        extra = project.add_class(f"extra{step}")
+        labels = np.full((24, 32), keep.id, np.uint8)
+        labels[:12] = extra.id
+        for relpath in ("a.png", "b.jpg", "sub/c.png"):
+            project.save_labels(relpath, labels)
+        if step % 2:
+            project.merge_classes(extra.id, keep.id)
+        else:
+            project.delete_class(extra.id)
+        if step == 0:
+            print("ready", flush=True)
+        step += 1
+    """
+)
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.23])
+def test_killed_mid_merge_or_delete_leaves_only_known_classes(folder: Path, delay: float) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _MERGING_CHILD, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    time.sleep(delay)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    with Project.open(folder) as project:
+        known = {c.id for c in project.list_classes()} | {UNLABELED_U8}
+        keep = project.find_class("keep").id
+        for relpath in ("a.png", "b.jpg", "sub/c.png"):
+            labels = project.load_labels(relpath)
+            assert set(np.unique(labels)) <= known
+            assert (labels[12:] == keep).all()
+            # merged (keep), deleted (unlabeled) or not yet retired (a live extra class)
+            assert len(np.unique(labels[:12])) == 1
+
+
 def test_renamed_and_moved_files_keep_their_labels(folder: Path) -> None:
     with Project.open(folder) as project:
         road = project.add_class("road")
