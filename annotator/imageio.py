@@ -97,6 +97,10 @@ def _open(path: Path) -> Image.Image:
 
 
 def _orientation(image: Image.Image) -> int:
+    if image.format == "PNG" and "exif" not in image.info:
+        # Pillow's PNG getexif() decodes the whole image looking for an eXIf chunk after the
+        # pixels; the PNG spec puts eXIf before them, so a header without one has none.
+        return 1
     try:
         return int(image.getexif().get(_EXIF_ORIENTATION_TAG, 1))
     except Exception:  # a broken EXIF block must not make the image unreadable

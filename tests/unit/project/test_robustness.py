@@ -171,14 +171,21 @@ def test_reopening_does_not_rehash_unchanged_files(
 
 
 def test_scanning_never_decodes_pixels(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from PIL import ImageFile
+    from PIL import Image, ImageFile
 
-    def refuse(self: object) -> None:
-        raise AssertionError("pixels were decoded during a scan")
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (30, 20)).save(folder / "rotated.png", exif=exif)
+    Image.new("RGB", (30, 20)).save(folder / "rotated.webp", exif=exif)
+    Image.new("RGB", (30, 20)).save(folder / "rotated.jpg", exif=exif)
+    Image.new("RGB", (30, 20)).save(folder / "plain.tif")
+    decoded: list[object] = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self))
     with Project.open(folder) as project:
-        assert [r.width for r in project.list_images()] == [32, 32, 32]
+        sizes = {r.relpath: (r.width, r.height) for r in project.list_images()}
+    assert decoded == []  # recorded, not raised: a swallowed exception must not hide a decode
+    assert sizes["a.png"] == (32, 24) and sizes["plain.tif"] == (30, 20)
+    assert sizes["rotated.png"] == sizes["rotated.webp"] == sizes["rotated.jpg"] == (20, 30)
 
 
 def test_a_damaged_label_file_is_quarantined_and_reported(folder: Path) -> None:
