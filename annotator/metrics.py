@@ -140,6 +140,12 @@ def compute_metrics(
     iou = [float(t / u) if u > 0 else None for t, u in zip(tp, union, strict=True)]
     accuracy = [float(t / n) if n > 0 else None for t, n in zip(tp, truth, strict=True)]
     total = matrix.sum()
+    unseen = list(unseen)
+    unknown = sorted(set(unseen) - set(class_names))
+    if unknown:
+        raise FormatError(
+            f"Unseen classes {unknown} are not among the classes {list(class_names)}."
+        )
     unseen_set = [n for n in class_names if n in set(unseen)]
     seen_miou = _mean(i for n, i in zip(class_names, iou, strict=True) if n not in unseen_set)
     unseen_miou = _mean(i for n, i in zip(class_names, iou, strict=True) if n in unseen_set)
@@ -234,11 +240,13 @@ def evaluate_project(
     predictor: Predictor = stored_proposal_predictor,
     relpaths: Sequence[str] | None = None,
     should_stop: ShouldStop = never_stop,
+    unseen: Sequence[str] | None = None,
 ) -> Job[MetricsReport]:
     """Score ``predictor`` against the human labels of the project (a batch job).
 
     Images without human labels, or for which the predictor returns ``None``, are skipped.
-    Classes marked ``novel`` count as unseen. Class ids are mapped to their display order.
+    ``unseen`` names the unseen classes (default: those marked ``novel``). Class ids are
+    mapped to their display order.
     """
     classes = project.list_classes()
     lut = np.full(int(np.iinfo(project.label_dtype).max) + 1, len(classes) + 1, np.int64)
@@ -259,7 +267,8 @@ def evaluate_project(
             scored += 1
         yield Progress(done + 1, len(records), record.relpath)
     names = [c.name for c in classes]
-    unseen = [c.name for c in classes if c.novel]
+    if unseen is None:
+        unseen = [c.name for c in classes if c.novel]
     return compute_metrics(confusion.matrix[: len(classes)], names, unseen, images=scored)  # fmt: skip
 
 

@@ -25,7 +25,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pred", help="folder of predicted index masks, same relative names")
     parser.add_argument("--classes", help="text file with one class name per line, in index order")
     parser.add_argument(
-        "--unseen", default="", help="comma-separated unseen class names (for hIoU)"
+        "--unseen",
+        default="",
+        help="comma-separated unseen class names for hIoU (project default: classes marked novel)",
     )
     parser.add_argument(
         "--ignore", type=int, default=255, help="truth value to ignore (default 255)"
@@ -45,7 +47,8 @@ def _evaluate(args: argparse.Namespace) -> MetricsReport:
     unseen = [n.strip() for n in args.unseen.split(",") if n.strip()]
     if args.folder and not (args.gt or args.pred):
         with _open_for_reading(args) as project:
-            return drain(evaluate_project(project), "eval")
+            job = evaluate_project(project, unseen=unseen or None)
+            return drain(job, "eval")
     if not (args.gt and args.pred) or args.folder:
         raise FormatError("Give either a project FOLDER, or both --gt DIR and --pred DIR.")
     names = read_class_names(args.classes) if args.classes else None

@@ -82,3 +82,8 @@ def test_project_with_a_plugged_in_predictor(tmp_path: Path) -> None:
         assert report.iou == pytest.approx([1 / 2, 2 / 3, 1.0]) and report.unseen == ["c"]
         perfect = run_job(evaluate_project(project, lambda p, r: p.load_labels(r.relpath)))
         assert perfect.miou == 1.0 and perfect.images == 1
+
+
+def test_unknown_unseen_names_are_an_error() -> None:
+    with pytest.raises(FormatError, match=r"Unseen classes \['dog'\] are not among"):
+        compute_metrics(np.zeros((2, 3), np.int64), ["a", "b"], unseen=["dog"])
