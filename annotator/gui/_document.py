@@ -69,7 +69,8 @@ class LabelDocument:
 
     def add_listener(self, callback: Callable[[Rect], None]) -> None:
         """``callback(rect)`` runs after every change, with the rectangle that changed."""
-        self._listeners.append(callback)
+        if callback not in self._listeners:
+            self._listeners.append(callback)
 
     def _notify(self, rect: Rect | None) -> None:
         if rect is None or rect.empty:
@@ -127,6 +128,17 @@ class LabelDocument:
         height, width = self.shape
         changed = labels != self.labels
         return self.apply(name, Rect(0, 0, width, height), changed, labels)
+
+    def reset(self, labels: np.ndarray | None) -> None:
+        """Replace the content from outside (the store rewrote the map): no undo, history cleared.
+        ``None`` clears every pixel to unlabeled."""
+        self._open = None
+        self._before = {}
+        self._undo.clear()
+        self._redo.clear()
+        self.labels[...] = self.unlabeled if labels is None else labels
+        height, width = self.shape
+        self._notify(Rect(0, 0, width, height))
 
     # -- undo / redo ---------------------------------------------------------------------------
 

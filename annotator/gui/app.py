@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import sys
 import time
@@ -40,8 +41,13 @@ def create_window(folder: str | Path | None = None, demo: bool = False):  # noqa
     window.show()
     if demo:
         folder = create_demo_copy()
-    if folder is None or not window.open_folder(folder):
-        window.workspace.configure_engine()  # opening a folder loads the engine itself
+    # Long-lived start-up objects (Qt wrappers, torch modules) never need collecting; keeping
+    # them out of the collector's way shortens its pauses on the GUI thread.
+    gc.freeze()
+    if folder is None:
+        window.workspace.configure_engine()
+    else:
+        window.open_folder(folder)  # loads the engine once the project is open
     return window
 
 

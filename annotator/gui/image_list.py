@@ -75,6 +75,14 @@ class ImageListModel(QAbstractListModel):
         self.thumbnails.ready.connect(self._thumbnail_ready)
 
     def set_records(self, records: list[Any], root: Path | None) -> None:
+        same_rows = root == self.root and [r.relpath for r in records] == [
+            r.relpath for r in self.records
+        ]
+        if same_rows and records:
+            # Only statuses changed: update in place (no relayout, selection and scroll kept).
+            self.records = list(records)
+            self.dataChanged.emit(self.index(0), self.index(len(records) - 1))
+            return
         self.beginResetModel()
         if root != self.root:
             self._icons.clear()

@@ -108,8 +108,11 @@ class ImageLoader(QObject):
     def forget_failed(self, relpath: str) -> None:
         self._pending.discard(relpath)
 
-    def clear(self) -> None:
-        self._cache.clear()
+    def clear(self, keep: str | None = None) -> None:
+        """Forget cached images (all, or all but ``keep``)."""
+        for relpath in list(self._cache):
+            if relpath != keep:
+                del self._cache[relpath]
         self._pending.clear()
 
     def shutdown(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -221,14 +222,35 @@ class MainWindow(QMainWindow):
 
     # -- project and images ------------------------------------------------------------------
 
-    def open_folder(self, folder: str | Path) -> bool:
+    def open_folder(self, folder: str | Path) -> None:
+        """Open ``folder`` as a project. Scanning a big folder takes a while, so the store opens
+        in a worker thread; the window stays usable and says what it is doing."""
+        from superqt.utils import create_worker
+
         from annotator.project import Project
 
-        try:
-            project = Project.open(folder)
-        except AnnotatorError as error:
-            self.notice.show_message(str(error))
-            return False
+        current = self.workspace.project
+        if current is not None and Path(folder).resolve() == current.root:
+            return
+        self.statusBar().showMessage(f"Opening {folder}…")
+        worker = create_worker(Project.open, folder, _start_thread=False)
+        worker.returned.connect(self._project_opened)
+        worker.errored.connect(self._project_failed)
+        self._opening = worker  # keep a reference until it finishes
+        worker.start()
+
+    def _project_failed(self, error: BaseException) -> None:
+        self.statusBar().clearMessage()
+        details = "".join(traceback.format_exception(error))
+        text = (
+            str(error) if isinstance(error, AnnotatorError) else f"Cannot open the folder: {error}"
+        )
+        self.notice.show_message(text, details)
+        if self.workspace.project is None:
+            self.workspace.configure_engine()  # the banner still tells about the model
+
+    def _project_opened(self, project: Any) -> None:
+        self.statusBar().clearMessage()
         self.workspace.open_project(project)
         self.settings.add_recent(project.root)
         save_settings(self.settings)
@@ -239,7 +261,6 @@ class MainWindow(QMainWindow):
         readable = [r for r in records if not r.error] or records
         if readable:
             self.workspace.open_image(readable[0].relpath)
-        return True
 
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open image folder")

@@ -31,6 +31,7 @@ from annotator.gui.loader import ImageBundle, ImageLoader
 
 AUTOSAVE_DELAY_MS = 250
 KEPT_PROPOSALS = 8
+PREFETCH_DELAY_MS = 150
 
 
 class Workspace(QObject):
@@ -63,6 +64,8 @@ class Workspace(QObject):
         self._save_timer.timeout.connect(self.save_now)
         self._records_timer = QTimer(self, singleShot=True, interval=100)
         self._records_timer.timeout.connect(self.records_changed.emit)
+        self._prefetch_timer = QTimer(self, singleShot=True, interval=PREFETCH_DELAY_MS)
+        self._prefetch_timer.timeout.connect(self.prefetch_next)
         self._saved.connect(self._after_save)
         self.loader = ImageLoader(self)
         self.loader.loaded.connect(self._loaded)
@@ -163,18 +166,10 @@ class Workspace(QObject):
 
     def _reload_labels(self, bundle: ImageBundle) -> None:
         self._save_timer.stop()
-        labels = self.project.load_labels(bundle.relpath)
-        doc = bundle.document
-        if labels is not None:
-            doc.labels[...] = labels
-        else:
-            doc.labels[...] = doc.unlabeled
-        doc._undo.clear()  # the history refers to ids that no longer exist
-        doc._redo.clear()
+        # The history refers to class ids that no longer exist: start afresh.
+        bundle.document.reset(self.project.load_labels(bundle.relpath))
         bundle.proposal = self.project.load_proposal(bundle.relpath)
-        for relpath in list(self.loader._cache):
-            if relpath != bundle.relpath:
-                del self.loader._cache[relpath]
+        self.loader.clear(keep=bundle.relpath)
         self.image_shown.emit(bundle)
 
     # -- images ------------------------------------------------------------------------------------
@@ -222,7 +217,8 @@ class Workspace(QObject):
             self.proposal_shown.emit(bundle.relpath, time.perf_counter() - result.submitted)
         else:
             self.request_proposal()
-        self.prefetch_next()
+        # Start background work once this image is on screen, not while it is being painted.
+        self._prefetch_timer.start()
 
     def _next_relpaths(self) -> list[str]:
         if self.wanted is None or self.wanted not in self.order:
@@ -385,16 +381,15 @@ class Workspace(QObject):
             self.save_now(status="reviewed")
         else:
             self.project.set_status(bundle.relpath, "reviewed")
-        self._saving.submit(lambda: None).result()
-        self.records_changed.emit()
+            self.records_changed.emit()
         return self._next_unreviewed(bundle.relpath)
 
     def _next_unreviewed(self, after: str) -> str | None:
         statuses = {r.relpath: r.status for r in self.project.list_images()}
         if after in self.order:
             start = self.order.index(after) + 1
-            for relpath in self.order[start:] + self.order[:start]:
+            for relpath in self.order[start:] + self.order[: start - 1]:
                 if statuses.get(relpath, "reviewed") != "reviewed":
                     return relpath
         record = self.project.next_unchecked(after)
-        return None if record is None else record.relpath
+        return None if record is None or record.relpath == after else record.relpath

@@ -62,9 +62,10 @@ def test_label_review_reopen_and_export(
     # Autosave, then "mark reviewed and go to next".
     window.mark_reviewed()
     qtbot.waitUntil(lambda: window.workspace.current.relpath == "scene_1.png", timeout=TIMEOUT)
-    record = window.workspace.project.get_image("scene_0.png")
-    assert record.status == "reviewed"
-    assert not window.workspace.project.get_class(ids["grass"]).novel
+    project = window.workspace.project
+    qtbot.waitUntil(lambda: project.get_image("scene_0.png").status == "reviewed", timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not project.get_class(ids["grass"]).novel, timeout=TIMEOUT)
+    assert project.get_class(ids["sky"]).novel is False
     window.close()
 
     # A new window on the same folder finds the identical labels.

@@ -158,3 +158,34 @@ def test_brush_size_and_zoom_keys(qtbot, image_folder: Path, planted) -> None:
     assert window.canvas.zoom > 1.0  # a 128 x 96 image is enlarged to fit
     assert np.isfinite(window.canvas.zoom)
     window.close()
+
+
+def test_settings_dialog_persists_choices(qtbot, image_folder: Path, planted) -> None:
+    from annotator.gui._settings import load_settings
+    from annotator.gui.dialogs import SettingsDialog
+
+    window = open_window(qtbot, image_folder)
+    dialog = SettingsDialog(window.settings, ["naclip", "sclip"], window)
+    dialog.device.setCurrentText("cpu")
+    dialog.threads.setValue(3)
+    dialog.head.setCurrentText("sclip")
+    dialog.accept = lambda: None  # noqa: E731 - keep the dialog from closing in the test
+    from annotator.gui._settings import save_settings
+
+    save_settings(dialog.result_settings())
+    saved = load_settings()
+    assert (saved.device, saved.threads, saved.head) == ("cpu", 3, "sclip")
+    window.close()
+
+
+def test_hiding_a_class_and_outline_mode(qtbot, image_folder: Path, planted) -> None:
+    window = open_window(qtbot, image_folder)
+    add_class(window, "sky")
+    ids = class_ids(window)
+    item = window.classes.list.item(0)
+    item.setCheckState(Qt.CheckState.Unchecked)
+    assert window.classes.hidden_ids() == {ids["sky"]}
+    assert window.canvas._hidden == {ids["sky"]}
+    qtbot.keyClick(window.canvas, Qt.Key.Key_O)
+    assert window.canvas.outline_only
+    window.close()
