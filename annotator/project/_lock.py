@@ -116,11 +116,11 @@ class ProjectLock:
         # lock two different inodes); emptying it says nobody holds it.
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, 0)
-        if fcntl is None:  # pragma: no cover - Windows
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-        else:
+        if fcntl is not None:
             with contextlib.suppress(OSError):
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
         self._fd = None
+        if fcntl is None:  # pragma: no cover - Windows: the file itself is the lock
+            with contextlib.suppress(OSError):
+                self.path.unlink()
