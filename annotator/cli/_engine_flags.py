@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from annotator.engine.config import DEFAULT_HEAD, DEFAULT_MODEL, DEFAULT_PRETRAINED, EngineConfig
+from annotator.engine.config import (
+    DEFAULT_HEAD,
+    DEFAULT_MODEL,
+    DEFAULT_PRETRAINED,
+    EngineConfig,
+    templates_named,
+)
 
 _HEADS = "naclip, sclip, clearclip, maskclip"
 
@@ -49,6 +55,12 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         help="label pixels whose best class probability is below P as 'other'",
     )
     group.add_argument(
+        "--templates",
+        default="single",
+        choices=["single", "ensemble", "imagenet"],
+        help="prompt templates averaged per class: one (fastest, default), 5, or 80",
+    )
+    group.add_argument(
         "--refine", choices=["pamr"], default=None, help="edge-aware refinement of the masks"
     )
     group.add_argument(
@@ -72,5 +84,6 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
         stride=args.stride,
         background_threshold=args.background_threshold,
         refine=args.refine,
+        templates=templates_named(args.templates),
         download=not args.no_download,
     )

@@ -17,7 +17,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from annotator.engine.config import DEFAULT_TEMPLATES, EngineConfig, EngineConfigError
+from annotator.engine.config import (
+    DEFAULT_TEMPLATES,
+    TEMPLATE_SETS,
+    EngineConfig,
+    EngineConfigError,
+    templates_named,
+)
 from annotator.engine.proposal import LogitAdapter, Proposal, WorkingView
 
 if TYPE_CHECKING:
@@ -48,9 +54,11 @@ __all__ = [
     "LogitAdapter",
     "Proposal",
     "Segmenter",
+    "TEMPLATE_SETS",
     "WorkingView",
     "create_segmenter",
     "list_heads",
+    "templates_named",
 ]
 
 

@@ -16,7 +16,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from annotator.engine.heads import HeadFn, get_head
-from annotator.engine.heads._attention import standard_block
+from annotator.engine.heads._attention import (
+    add_mlp,
+    merge_heads,
+    residual,
+    self_attention,
+    split_qkv,
+    standard_block,
+)
 
 TextEncoder = Callable[[Sequence[str]], Tensor]
 
@@ -116,38 +123,91 @@ def _check_supported(visual: nn.Module) -> None:
 class ClipTextEncoder:
     """Encodes prompts with an open_clip CLIP text tower -> ``[P, D]`` float32 (not normalised).
 
-    The tower is causal and pools at the end-of-text token, so tokens after the longest prompt
-    cannot change the result: sequences are cut there, which makes short names ~7x cheaper.
+    The tower is causal and pools at the end-of-text token, so (1) tokens after the longest prompt
+    cannot change the result and are cut, and (2) the keys and values of a template's text before
+    ``{}`` ("a photo of a") are the same for every class name: they are computed once per template
+    and reused, so a new name costs only its own few tokens.
     """
 
     def __init__(self, model: nn.Module, tokenizer: Callable[..., Tensor]) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.truncate = _truncatable(model)
+        self._prefixes: dict[tuple[int, ...], list[tuple[Tensor, Tensor]]] = {}
 
     def to(self, device: torch.device) -> None:
         self.model.to(device)
+        self._prefixes.clear()
+
+    def _tokens(self, texts: Sequence[str]) -> Tensor:
+        return self.tokenizer(list(texts)).to(next(self.model.parameters()).device)
 
     def __call__(self, prompts: Sequence[str]) -> Tensor:
-        device = next(self.model.parameters()).device
-        tokens = self.tokenizer(list(prompts)).to(device)
+        tokens = self._tokens(prompts)
         if not self.truncate:
             return self.model.encode_text(tokens).float()
-        return self._encode_truncated(tokens).float()
+        return self._encode(tokens, ()).float()
 
-    def _encode_truncated(self, tokens: Tensor) -> Tensor:
-        model = self.model
+    def encode_template(self, template: str, names: Sequence[str]) -> Tensor:
+        """``[N, D]`` embeddings of ``template.format(name)`` for each name, prefix reused."""
+        tokens = self._tokens([template.format(name) for name in names])
+        prefix = self._tokens([template.split("{}")[0].rstrip()])[0]
+        prefix = tuple(prefix[: int(prefix.argmax())].tolist())  # start token + prefix words
+        shared = tokens[:, : len(prefix)] == tokens.new_tensor(prefix)
+        if not self.truncate or not bool(shared.all()):  # the template splits a word: no reuse
+            return self([template.format(name) for name in names])
+        return self._encode(tokens, prefix).float()
+
+    def _encode(self, tokens: Tensor, prefix: tuple[int, ...]) -> Tensor:
+        model, start = self.model, len(prefix)
         eot = tokens.argmax(dim=-1)
-        length = int(eot.max()) + 1
-        x = model.token_embedding(tokens[:, :length])
-        x = x + model.positional_embedding[:length].to(x.dtype)
-        x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
-        x = model.ln_final(x)
-        x = x[torch.arange(x.shape[0], device=x.device), eot]
+        cached = self._prefix_kv(prefix) if prefix else None
+        x = model.token_embedding(tokens[:, start : int(eot.max()) + 1])
+        x = x + model.positional_embedding[start : start + x.shape[1]].to(x.dtype)
+        x = model.ln_final(_causal_blocks(model.transformer.resblocks, x, cached))
+        x = x[torch.arange(x.shape[0], device=x.device), eot - start]
         proj = model.text_projection
         if proj is None:
             return x
         return proj(x) if isinstance(proj, nn.Linear) else x @ proj
+
+    def _prefix_kv(self, prefix: tuple[int, ...]) -> list[tuple[Tensor, Tensor]]:
+        if prefix not in self._prefixes:
+            model = self.model
+            ids = torch.tensor([prefix], device=next(model.parameters()).device)
+            x = model.token_embedding(ids) + model.positional_embedding[: len(prefix)]
+            store: list[tuple[Tensor, Tensor]] = []
+            _causal_blocks(model.transformer.resblocks, x, None, store)
+            self._prefixes[prefix] = store
+        return self._prefixes[prefix]
+
+
+def _causal_blocks(
+    blocks: nn.ModuleList,
+    x: Tensor,
+    prefix: list[tuple[Tensor, Tensor]] | None,
+    store: list[tuple[Tensor, Tensor]] | None = None,
+) -> Tensor:
+    """Run causal text blocks on ``x`` ``[N, S, W]``, after cached ``prefix`` keys/values.
+
+    ``prefix`` holds per block ``(k, v)`` ``[1, H, L0, d]`` of the L0 tokens before ``x``; with
+    ``store``, this call's own keys and values are appended to it (to build a prefix).
+    """
+    length = x.shape[1]
+    offset = prefix[0][0].shape[2] if prefix else 0
+    mask = torch.ones(length, offset + length, dtype=torch.bool, device=x.device)
+    mask[:, offset:] = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+    for index, block in enumerate(blocks):
+        q, k, v = split_qkv(block.attn, block.ln_1(x))
+        if store is not None:
+            store.append((k, v))
+        if prefix:
+            cached_k, cached_v = prefix[index]
+            k = torch.cat([cached_k.expand(x.shape[0], -1, -1, -1), k], dim=2)
+            v = torch.cat([cached_v.expand(x.shape[0], -1, -1, -1), v], dim=2)
+        attended = self_attention(q, k, v, mask)
+        x = add_mlp(block, residual(block, x, merge_heads(block.attn, attended)))
+    return x
 
 
 def _truncatable(model: nn.Module) -> bool:

@@ -124,6 +124,10 @@ class Segmenter:
         self._require_weights()
         return self._text(list(classes)).numpy()
 
+    def clear_cache(self) -> None:
+        """Forget every encoded image (the current one stays usable for ``predict``)."""
+        self._cache.clear()
+
     def _require_weights(self) -> None:
         if self.backbone is None:
             raise self.weights_error or WeightsUnavailableError("No CLIP weights are loaded.")

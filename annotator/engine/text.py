@@ -10,6 +10,7 @@ from torch import Tensor
 
 from annotator.engine.backbone import TextEncoder
 from annotator.engine.config import EngineConfigError
+from annotator.engine.devices import single_thread
 
 
 def split_synonyms(class_name: str) -> list[str]:
@@ -46,10 +47,18 @@ class TextEmbeddings:
         missing = list(dict.fromkeys(name for name in names if name not in self._names))
         if not missing:
             return
-        prompts = [template.format(name) for name in missing for template in self.templates]
-        with torch.inference_mode():
-            embedded = F.normalize(self.encoder(prompts).float().cpu(), dim=-1)
-        per_name = embedded.view(len(missing), len(self.templates), -1).mean(1)
+        with torch.inference_mode(), single_thread():
+            per_name = self._embed_templates(missing)
         for name, vector in zip(missing, F.normalize(per_name, dim=-1), strict=True):
             self._names[name] = vector.clone()
         self.encoded_names += len(missing)
+
+    def _embed_templates(self, names: list[str]) -> Tensor:
+        """``[N, D]`` mean over templates of the normalised prompt embeddings of ``names``."""
+        per_template = getattr(self.encoder, "encode_template", None)
+        if per_template is not None:
+            rows = [per_template(template, names).float().cpu() for template in self.templates]
+            return F.normalize(torch.stack(rows, dim=1), dim=-1).mean(1)
+        prompts = [template.format(name) for name in names for template in self.templates]
+        embedded = F.normalize(self.encoder(prompts).float().cpu(), dim=-1)
+        return embedded.view(len(names), len(self.templates), -1).mean(1)

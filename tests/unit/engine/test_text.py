@@ -20,6 +20,17 @@ def test_truncated_text_pass_equals_open_clip(tiny: Segmenter) -> None:
     torch.testing.assert_close(ours, full, atol=1e-5, rtol=1e-4)
 
 
+def test_template_prefix_reuse_equals_open_clip(tiny: Segmenter) -> None:
+    encoder = tiny.backbone.text_encoder
+    names = ["cat", "large hairy dog", "tv"]
+    for template in ("a photo of a {}.", "{} in a video game.", "art of the {}, drawn"):
+        with torch.inference_mode():
+            ours = encoder.encode_template(template, names)
+            full = encoder.model.encode_text(encoder.tokenizer([template.format(n) for n in names]))
+        torch.testing.assert_close(ours, full, atol=1e-5, rtol=1e-4)
+    assert len(encoder._prefixes) == 3
+
+
 def test_synonyms_average_their_embeddings(tiny: Segmenter) -> None:
     both = tiny.encode_text(["tv; monitor"])[0]
     tv, monitor = tiny.encode_text(["tv", "monitor"])

@@ -1,0 +1,166 @@
+"""Engine speed and memory, printed from one run (never part of the test run).
+
+    .venv/bin/python benchmarks/engine.py [--threads N] [--runs N]
+
+(a) float32 GEMM throughput of this machine; (b) FLOPs of one 512 x 512 proposal with ViT-B-16
+(random weights) and the default head, counted by torch.utils.flop_counter; (c) its warm median
+latency; (d) c / (b / a), how far from the GEMM bound (target <= 1.5 on CPU); (e) re-query
+latency with 5 new class names on a cached image (target <= 50 ms); (f) peak RSS (target
+<= 2.5 GB); (g) on a GPU, 512 x 512 fp16 latency (target <= 25 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from annotator.engine import EngineConfig, Segmenter, create_segmenter
+
+SIZE = 512
+CLASSES = ["cat", "dog", "grass", "sky", "road"]
+
+
+def median_seconds(step: Callable[[], object], runs: int, sync: Callable[[], None]) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def gemm_flops_per_second(runs: int) -> float:
+    """Best sustained float32 GEMM rate over a few shapes like a ViT-B's (FLOP/s)."""
+    best = 0.0
+    for m, k, n in ((1025, 768, 3072), (1025, 3072, 768), (2048, 2048, 2048)):
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        for _ in range(2):
+            a @ b
+        seconds = median_seconds(lambda a=a, b=b: a @ b, runs * 3, lambda: None)
+        best = max(best, 2 * m * k * n / seconds)
+    return best
+
+
+def new_image(rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, 255, (SIZE, SIZE, 3), np.uint8)
+
+
+def propose_once(segmenter: Segmenter, image: np.ndarray) -> None:
+    segmenter.clear_cache()
+    segmenter.set_image(image)
+    segmenter.predict(CLASSES)
+
+
+def count_cpu_attention() -> None:
+    """torch's counter has no formula for the CPU fused-attention kernel (it counts 0 FLOPs);
+    give it the same formula torch uses for the CUDA kernels, so attention is not left out."""
+    from torch.utils.flop_counter import register_flop_formula, sdpa_flop_count
+
+    target = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if target is None:
+        return
+
+    @register_flop_formula(target)
+    def _flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001, ANN002, ANN003
+        return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def count_flops(segmenter: Segmenter, image: np.ndarray) -> tuple[int, int]:
+    """(total FLOPs, of which fused attention) of one proposal, text embeddings cached."""
+    segmenter.encode_text(CLASSES)  # as in a labelling session
+    with FlopCounterMode(display=False) as counter:
+        propose_once(segmenter, image)
+    per_op = counter.get_flop_counts().get("Global", {})
+    attention = sum(n for op, n in per_op.items() if "scaled_dot_product" in str(op))
+    return counter.get_total_flops(), attention
+
+
+def requery_seconds(segmenter: Segmenter, runs: int) -> float:
+    counter = iter(range(10**6))
+
+    def ask() -> None:
+        batch = next(counter)
+        segmenter.predict([f"object {batch} kind {j}" for j in range(5)])
+
+    return median_seconds(ask, runs, lambda: None)
+
+
+def cpu_figures(runs: int) -> None:
+    rng = np.random.default_rng(0)
+    config = EngineConfig(model="ViT-B-16", pretrained=None, device="cpu", short_side=SIZE)
+    segmenter = create_segmenter(config)
+    image = new_image(rng)
+    gemm = gemm_flops_per_second(runs)
+    count_cpu_attention()
+    flops, attention = count_flops(segmenter, image)
+    for _ in range(2):
+        propose_once(segmenter, new_image(rng))
+    latency = median_seconds(lambda: propose_once(segmenter, new_image(rng)), runs, lambda: None)
+    requery = requery_seconds(segmenter, runs)
+    bound = flops / gemm
+    print(f"(a) float32 GEMM throughput:           {gemm / 1e9:8.1f} GFLOP/s")
+    print(
+        f"(b) FLOPs of one {SIZE}x{SIZE} proposal:     {flops / 1e9:8.1f} GFLOP "
+        f"(ViT-B-16 random init, head {config.head})"
+    )
+    print(f"(c) warm median latency:               {latency * 1e3:8.1f} ms")
+    print(
+        f"(d) c / (b / a):                       {latency / bound:8.2f}   "
+        f"(bound {bound * 1e3:.0f} ms; target <= 1.5)"
+    )
+    print(f"(e) re-query, 5 new class names:       {requery * 1e3:8.1f} ms   (target <= 50 ms)")
+
+
+def gpu_figure(runs: int) -> None:
+    if not torch.cuda.is_available():
+        print("(g) GPU 512x512 fp16 latency:          skipped (no CUDA GPU on this machine)")
+        return
+    rng = np.random.default_rng(1)
+    config = EngineConfig(
+        model="ViT-B-16", pretrained=None, device="cuda", precision="fp16", short_side=SIZE
+    )
+    segmenter = create_segmenter(config)
+    for _ in range(5):
+        propose_once(segmenter, new_image(rng))
+    images = [new_image(rng) for _ in range(runs)]
+    pending = iter(images)
+    latency = median_seconds(
+        lambda: propose_once(segmenter, next(pending)), runs, torch.cuda.synchronize
+    )
+    print(
+        f"(g) GPU 512x512 fp16 latency:          {latency * 1e3:8.1f} ms   (target <= 25 ms; "
+        f"{torch.cuda.get_device_name()})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--runs", type=int, default=7, help="timed repetitions per figure")
+    parser.add_argument("--skip-cpu", action="store_true", help="only the GPU figure")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start"
+    )
+    if not args.skip_cpu:
+        cpu_figures(args.runs)
+    gpu_figure(args.runs)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(f"(f) peak RSS:                          {peak:8.2f} GB   (target <= 2.5 GB)")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end (other processes share the CPU)")
+
+
+if __name__ == "__main__":
+    main()
