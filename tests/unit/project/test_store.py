@@ -191,3 +191,35 @@ def test_closed_project_says_so(folder: Path) -> None:
     project.close()
     with pytest.raises(ProjectError, match="is closed"):
         project.list_images()
+
+
+def test_reorder_merge_into_itself_and_delete_labels(folder: Path) -> None:
+    with Project.open(folder) as project:
+        road, car, tree = (project.add_class(n) for n in ("road", "car", "tree"))
+        project.reorder_classes([tree.id, road.id, car.id])
+        assert [c.name for c in project.list_classes()] == ["tree", "road", "car"]
+        with pytest.raises(ProjectError, match="every class id once"):
+            project.reorder_classes([tree.id])
+        with pytest.raises(ProjectError, match="merged into itself"):
+            project.merge_classes(car.id, car.id)
+        project.save_proposal("a.png", _labels([road.id]), 0.5)
+        project.save_labels("a.png", _labels([car.id]))
+        project.delete_labels("a.png")
+        record = project.get_image("a.png")
+        assert project.load_labels("a.png") is None
+        assert (record.status, record.has_labels, record.has_proposal) == ("proposed", False, True)
+        with pytest.raises(ProjectError, match="'edited' or 'reviewed'"):
+            project.save_labels("a.png", _labels([car.id]), status="proposed")
+
+
+def test_read_only_reports_damaged_files_without_moving_them(folder: Path) -> None:
+    with Project.open(folder) as project:
+        road = project.add_class("road")
+        project.save_labels("a.png", _labels([road.id]))
+    label_file = folder / ".annotator" / "labels" / "a.png.png"
+    label_file.write_bytes(b"garbage")
+    with Project.open(folder, read_only=True) as viewer:
+        assert viewer.load_labels("a.png") is None
+        (problem,) = viewer.list_problems()
+        assert "a.png is damaged" in problem.message
+    assert label_file.exists()  # a read-only viewer changes nothing on disk
