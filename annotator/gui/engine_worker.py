@@ -70,6 +70,7 @@ class EngineWorker(QObject):
     state_changed = Signal(object)  # EngineState
     batch_progress = Signal(object)  # Progress
     batch_finished = Signal(object, bool)  # job result or None, cancelled
+    adapter_changed = Signal()  # the trained head was reloaded: proposals need refreshing
     _wake = Signal()
 
     def __init__(self) -> None:
@@ -85,7 +86,8 @@ class EngineWorker(QObject):
         self._cancelled: set[int] = set()
         self._batch: Generator[Progress, None, Any] | None = None
         self._batch_stop = threading.Event()
-        self._pending_batch: Callable[..., Any] | None = None
+        self._pending_batch: tuple[Callable[..., Any], bool] | None = None
+        self._reload_adapter = False
         self._wake.connect(self._drain)
 
     # -- GUI-thread API (thread-safe) -----------------------------------------------------------
@@ -108,17 +110,27 @@ class EngineWorker(QObject):
             self._prefetch = deque(requests)
         self._wake.emit()
 
+    def reload_adapter(self) -> None:
+        """Load the project's active trained head again (after retraining or a rollback)."""
+        with self._lock:
+            self._reload_adapter = True
+        self._wake.emit()
+
     def cancel(self, request_id: int) -> None:
         with self._lock:
             self._cancelled.add(request_id)
             if self._interactive is not None and self._interactive.id == request_id:
                 self._interactive = None
 
-    def start_batch(self, factory: Callable[..., Generator[Progress, None, Any]]) -> None:
-        """Run ``factory(project, segmenter, adapter, should_stop)`` step by step in this thread."""
+    def start_batch(self, factory: Callable[..., Any], needs_model: bool = True) -> None:
+        """Run ``factory(project, segmenter, adapter, should_stop)`` step by step in this thread.
+
+        ``needs_model``: refuse without usable weights (propose-all); otherwise the job gets
+        ``None`` as segmenter when the CLIP weights are missing (retraining on colour features).
+        """
         self._batch_stop.clear()
         with self._lock:
-            self._pending_batch = factory
+            self._pending_batch = (factory, needs_model)
         self._wake.emit()
 
     def stop_batch(self) -> None:
@@ -133,6 +145,7 @@ class EngineWorker(QObject):
                 config, self._new_config = self._new_config, None
                 interactive, self._interactive = self._interactive, None
                 factory, self._pending_batch = self._pending_batch, None
+                reload, self._reload_adapter = self._reload_adapter, False
                 prefetch = None
                 if (
                     config is None
@@ -143,6 +156,9 @@ class EngineWorker(QObject):
                     prefetch = self._prefetch.popleft() if self._prefetch else None
             if config is not None:
                 self._load(*config)
+            elif reload and self._segmenter is not None:
+                self._adapter = self._load_adapter(self._project)
+                self.adapter_changed.emit()
             if factory is not None:
                 self._begin_batch(factory)
             job = interactive or prefetch
@@ -150,7 +166,7 @@ class EngineWorker(QObject):
                 self._propose(job)
             elif self._batch is not None:
                 self._batch_step()
-            elif config is None and factory is None:
+            elif config is None and factory is None and not reload:
                 return
 
     def _load(self, config: Any, project: Any) -> None:
@@ -212,14 +228,20 @@ class EngineWorker(QObject):
             )
         )  # fmt: skip
 
-    def _begin_batch(self, factory: Callable[..., Any]) -> None:
-        if not self._usable():
-            self.failed.emit(0, "No model is loaded; propose-all needs one.", "")
+    def _begin_batch(self, pending: tuple[Callable[..., Any], bool]) -> None:
+        factory, needs_model = pending
+        if needs_model and not self._usable():
+            self.failed.emit(0, "No model is loaded; this job needs one.", "")
             self.batch_finished.emit(None, True)
             return
-        self._batch = factory(
-            self._project, self._segmenter, self._adapter, self._batch_stop.is_set
-        )
+        segmenter = self._segmenter
+        if segmenter is not None and not segmenter.available:
+            segmenter = None
+        try:
+            self._batch = factory(self._project, segmenter, self._adapter, self._batch_stop.is_set)
+        except Exception as error:  # noqa: BLE001
+            self.failed.emit(0, f"The job could not start: {error}", _details(error))
+            self.batch_finished.emit(None, True)
 
     def _batch_step(self) -> None:
         job = self._batch

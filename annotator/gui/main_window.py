@@ -48,7 +48,9 @@ class MainWindow(QMainWindow):
         self.jobs = JobRunner(self)
         self.batch_bar = QProgressBar()
         self.actions: dict[str, QAction] = {}
+        self.training: Any = None
         self._build_layout()
+        self._build_training_dock()
         self._build_status_bar()
         self._build_actions()
         self._connect()
@@ -75,6 +77,34 @@ class MainWindow(QMainWindow):
             dock.setWidget(widget)
             dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
             self.addDockWidget(area, dock)
+
+    def _build_training_dock(self) -> None:
+        """The retraining panel (package ``training``), tabbed with the class panel."""
+        try:
+            from annotator.gui.training_panel import TrainingPanel
+        except ImportError:  # training not installed: the app works without retraining
+            return
+        self.training = TrainingPanel()
+        dock = QDockWidget("Retrain", self)
+        dock.setObjectName("Retrain")
+        dock.setWidget(self.training)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        classes_dock = self.findChild(QDockWidget, "Classes")
+        if classes_dock is not None:
+            self.tabifyDockWidget(classes_dock, dock)
+            classes_dock.raise_()
+        self.training.retrain_requested.connect(self._retrain)
+        self.training.cancel_requested.connect(self.workspace.cancel_batch)
+        self.training.version_changed.connect(lambda _: self.workspace.reload_adapter())
+
+    def _retrain(self) -> None:
+        if self.workspace.project is None:
+            return
+        self.workspace.save_now()
+        factory = self.training.job_factory()
+        if not self.workspace.start_batch(factory, "train", needs_model=False):
+            self.training.on_failed("another job is running")
 
     def _build_status_bar(self) -> None:
         self.model_label = QLabel("Model: —")
@@ -252,6 +282,8 @@ class MainWindow(QMainWindow):
     def _project_opened(self, project: Any) -> None:
         self.statusBar().clearMessage()
         self.workspace.open_project(project)
+        if self.training is not None:
+            self.training.set_project(project)
         self.settings.add_recent(project.root)
         save_settings(self.settings)
         self.update_recent_menu()
@@ -399,11 +431,20 @@ class MainWindow(QMainWindow):
         return button
 
     def _batch_progress(self, step: Any) -> None:
+        if self.workspace.batch_kind == "train":
+            if self.training is not None:
+                self.training.on_progress(step)
+            return
         self.batch_bar.setMaximum(max(1, step.total))
         self.batch_bar.setValue(step.done)
         self.batch_bar.setFormat("Propose all %v/%m")
 
-    def _batch_finished(self, result: Any, cancelled: bool) -> None:
+    def _batch_finished(self, outcome: tuple[str | None, Any], cancelled: bool) -> None:
+        kind, result = outcome
+        if kind == "train":
+            if self.training is not None:
+                self.training.on_finished(result, cancelled)
+            return
         self.batch_bar.hide()
         button = getattr(self, "_cancel_batch_button", None)
         if button is not None:

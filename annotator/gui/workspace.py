@@ -77,6 +77,8 @@ class Workspace(QObject):
         worker.state_changed.connect(self._engine_state)
         worker.batch_progress.connect(self._batch_progress)
         worker.batch_finished.connect(self._batch_finished)
+        worker.adapter_changed.connect(self._adapter_changed)
+        self.batch_kind: str | None = None  # "propose" or "train" while a batch job runs
 
     # -- project ---------------------------------------------------------------------------------
 
@@ -303,8 +305,25 @@ class Workspace(QObject):
         if self.project is None or not self.can_propose:
             return False
         relpaths = [r.relpath for r in self.project.list_images() if not r.error]
-        self.engine.worker.start_batch(propose_all_factory(relpaths, self.query()))
+        return self.start_batch(propose_all_factory(relpaths, self.query()), "propose")
+
+    def start_batch(self, factory: Any, kind: str, needs_model: bool = True) -> bool:
+        """Run a batch job in the engine thread (it owns the model); one at a time."""
+        if self.batch_kind is not None:
+            self.message.emit(f"Wait for the running {self.batch_kind} job, or cancel it.")
+            return False
+        self.batch_kind = kind
+        self.engine.worker.start_batch(factory, needs_model)
         return True
+
+    def reload_adapter(self) -> None:
+        """The active trained version changed: reload it in the engine, then re-propose."""
+        self.engine.worker.reload_adapter()
+
+    def _adapter_changed(self) -> None:
+        self._proposals.clear()
+        self.request_proposal()
+        self.prefetch_next()
 
     def cancel_batch(self) -> None:
         self.engine.worker.stop_batch()
@@ -314,9 +333,10 @@ class Workspace(QObject):
         self.batch_progress.emit(progress)
 
     def _batch_finished(self, result: Any, cancelled: bool) -> None:
+        kind, self.batch_kind = self.batch_kind, None
         self._proposals.clear()
         self.records_changed.emit()
-        self.batch_finished.emit(result, cancelled)
+        self.batch_finished.emit((kind, result), cancelled)
         if self.current is not None:
             self.request_proposal()
 

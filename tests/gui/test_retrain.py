@@ -1,0 +1,39 @@
+"""Retraining from the main window: the job runs in the engine thread that owns the model, the
+new version becomes active and the proposals are asked for again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _gui_helpers import TIMEOUT, add_class, open_window
+
+training = pytest.importorskip("training")
+
+
+def test_retrain_from_the_window_activates_a_version(qtbot, image_folder: Path, planted) -> None:
+    window = open_window(qtbot, image_folder)
+    if window.training is None:
+        pytest.skip("the retraining panel is not part of this build")
+    for name in ("sky", "grass"):
+        add_class(window, name)
+    ws = window.workspace
+    for _ in range(2):  # label two images by accepting their proposals, then review them
+        qtbot.waitUntil(lambda: ws.current.proposal is not None, timeout=TIMEOUT)
+        qtbot.waitUntil(lambda: ws.current.proposal[90, 120] != 255, timeout=TIMEOUT)
+        assert ws.accept_proposal()
+        relpath = ws.current.relpath
+        window.mark_reviewed()
+        qtbot.waitUntil(lambda r=relpath: ws.current.relpath != r, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: len(ws.project.list_images("reviewed")) == 2, timeout=TIMEOUT)
+    window.training.set_project(ws.project)
+    window.training.config = training.TrainConfig(
+        rounds=1, steps=20, samples_per_class=200, batch_size=256, use_clip_features=False
+    )
+    with qtbot.waitSignal(ws.engine.worker.adapter_changed, timeout=120_000):
+        window.training.retrain_button.click()
+    versions = training.list_versions(ws.project)
+    assert len(versions) == 1 and versions[0].active
+    assert ws.batch_kind is None
+    assert "active" in window.training.status.text()
+    window.close()
