@@ -139,3 +139,23 @@ def test_list_image_files_is_recursive_and_skips_hidden(tmp_path: Path) -> None:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     assert list_image_files(tmp_path) == ["a/c.tiff", "b.JPG"]
+
+
+def test_png_sizes_from_the_header_agree_with_pillow(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    cases = {
+        "plain.png": Image.new("RGB", (31, 17)),
+        "rotated.png": Image.new("RGB", (31, 17)),
+        "palette.png": Image.new("P", (5, 300)),
+        "deep.png": Image.fromarray(np.zeros((9, 4), np.uint16)),
+    }
+    for name, image in cases.items():
+        image.save(tmp_path / name, **({"exif": exif} if name == "rotated.png" else {}))
+    assert read_image_size(tmp_path / "plain.png") == (31, 17)
+    assert read_image_size(tmp_path / "rotated.png") == (17, 31)  # eXIf: Pillow's path
+    assert read_image_size(tmp_path / "palette.png") == (5, 300)
+    assert read_image_size(tmp_path / "deep.png") == (4, 9)
+    (tmp_path / "cut.png").write_bytes((tmp_path / "plain.png").read_bytes()[:20])
+    with pytest.raises(ImageReadError, match="cut.png"):
+        read_image_size(tmp_path / "cut.png")
