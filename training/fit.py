@@ -140,7 +140,7 @@ def fit_head(
         raise ValueError("no training pixels")
     with _grad_mode():
         trainer = _trainer(spec, samples, settings, device)
-    report_every = max(1, settings.steps // 50)
+    report_every = max(1, min(10, settings.steps // 50))
     for step in range(1, settings.steps + 1):
         if should_stop():
             raise JobCancelled("Retraining was cancelled; the previous model version stays active.")

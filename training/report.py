@@ -19,15 +19,25 @@ SUMMARY_ROWS: tuple[tuple[str, str], ...] = (
 Row = tuple[str, float | None, float | None]
 
 
-def comparison_rows(before: MetricsReport, after: MetricsReport) -> list[Row]:
+def _get(report: MetricsReport | dict[str, Any], name: str) -> Any:
+    return report.get(name) if isinstance(report, dict) else getattr(report, name)
+
+
+def comparison_rows(
+    before: MetricsReport | dict[str, Any], after: MetricsReport | dict[str, Any]
+) -> list[Row]:
     """Rows (label, before, after), fractions in [0, 1] or None: summary figures, then the IoU
-    of every class (labelled ``IoU <name>``, ``(unseen)`` appended for unseen classes)."""
+    of every class (labelled ``IoU <name>``, ``(unseen)`` appended for unseen classes).
+
+    Takes :class:`MetricsReport` objects or their JSON dicts (``ModelVersion.metrics``).
+    """
     rows: list[Row] = [
-        (label, getattr(before, name), getattr(after, name)) for label, name in SUMMARY_ROWS
+        (label, _get(before, name), _get(after, name)) for label, name in SUMMARY_ROWS
     ]
-    iou_before = dict(zip(before.class_names, before.iou, strict=True))
-    for name, iou in zip(after.class_names, after.iou, strict=True):
-        suffix = " (unseen)" if name in after.unseen else ""
+    iou_before = dict(zip(_get(before, "class_names"), _get(before, "iou"), strict=True))
+    unseen = set(_get(after, "unseen") or ())
+    for name, iou in zip(_get(after, "class_names"), _get(after, "iou"), strict=True):
+        suffix = " (unseen)" if name in unseen else ""
         rows.append((f"IoU {name}{suffix}", iou_before.get(name), iou))
     return rows
 
