@@ -34,7 +34,7 @@ class TrainConfig:
     min_train_images: int = 1
     device: str = "auto"
     working_size: int = 512
-    samples_per_class: int = 2000
+    samples_per_class: int = 1000
     hidden: int = 64
     use_clip_features: bool = True
     filter_sigmas: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)

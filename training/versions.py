@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import tempfile
 import time
@@ -158,7 +159,7 @@ class VersionStore:
             head = PixelHead(HeadSpec.from_json(meta["spec"]))
             state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
             head.load_state_dict(state)
-        except (OSError, KeyError, ValueError, RuntimeError) as error:
+        except (OSError, KeyError, ValueError, RuntimeError, pickle.UnpicklingError) as error:
             raise ModelVersionError(
                 f"Model version {version_id} cannot be read ({error}); roll back to another "
                 "version or retrain."
