@@ -160,8 +160,9 @@ class VersionStore:
             state = torch.load(path / _WEIGHTS, map_location="cpu", weights_only=True)
             head.load_state_dict(state)
         except (OSError, KeyError, ValueError, RuntimeError, pickle.UnpicklingError) as error:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
             raise ModelVersionError(
-                f"Model version {version_id} cannot be read ({error}); roll back to another "
+                f"Model version {version_id} cannot be read ({reason}); roll back to another "
                 "version or retrain."
             ) from error
         return head.eval()
