@@ -9,6 +9,9 @@ Results come back as numpy through signals; every exception comes back as ``fail
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 import time
 import traceback
@@ -88,6 +91,7 @@ class EngineWorker(QObject):
         self._batch_stop = threading.Event()
         self._pending_batch: tuple[Callable[..., Any], bool] | None = None
         self._reload_adapter = False
+        self._niced = False
         self._wake.connect(self._drain)
 
     # -- GUI-thread API (thread-safe) -----------------------------------------------------------
@@ -140,6 +144,9 @@ class EngineWorker(QObject):
 
     @Slot()
     def _drain(self) -> None:
+        if not self._niced:
+            self._niced = True
+            _lower_thread_priority()
         while True:
             with self._lock:
                 config, self._new_config = self._new_config, None
@@ -260,6 +267,15 @@ class EngineWorker(QObject):
             self.batch_finished.emit(None, True)
             return
         self.batch_progress.emit(step)
+
+
+def _lower_thread_priority(niceness: int = 5) -> None:
+    """Let the GUI thread win the CPU when both want it (Linux: niceness is per thread, and
+    the threads torch starts from here inherit it). Elsewhere this does nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 def _details(error: BaseException) -> str:
