@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from training.adapter import FusionSettings
@@ -49,7 +49,6 @@ class TrainConfig:
     fusion_lambda: float = 2 / 3
     calibration_gamma: float = 0.1
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.rounds < 1:

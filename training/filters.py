@@ -61,7 +61,7 @@ def _scale_features(lab: np.ndarray, gray: np.ndarray, sigma: float) -> list[np.
     # Scale-normalised derivatives (times sigma^order) keep every scale in the same range.
     grad = np.sqrt(dx**2 + dy**2) * sigma
     log = (dxx + dyy) * sigma**2
-    outer = 2.0 * sigma
+    outer = 0.5 * sigma  # vigra/ilastik: structure tensor with outer scale sigma / 2
     st_big, st_small = _eigenvalues(
         _blur(dx * dx, outer) * sigma**2,
         _blur(dx * dy, outer) * sigma**2,

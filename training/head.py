@@ -22,6 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: Pixels per chunk in :meth:`PixelHead.forward_map` (bounds memory, keeps data in cache).
+_CHUNK = 1 << 15
+
 
 @dataclass(frozen=True)
 class HeadSpec:
@@ -85,22 +88,32 @@ class PixelHead(nn.Module):
         """Logits float32 [K, H, W] from filters [Ff, H, W] and clip_grid [D, gh, gw] (or None).
 
         The grid covers ``extent`` (rows, cols) pixels from the top-left corner (default: the
-        image, H x W); see :func:`grid_extent`.
+        image, H x W); see :func:`grid_extent`. Computed channel-first in column chunks (the
+        same layers as :meth:`forward`, with the standardisation folded into the first one).
         """
         channels, height, width = filters.shape
-        flat = filters.reshape(channels, -1).T
-        hidden = self.filter_proj((flat - self.filter_mean) / self.filter_std)
+        flat = filters.reshape(channels, -1)
+        clip = None
         if self.clip_proj is not None and clip_grid is not None:
             projected = torch.einsum("hd,dyx->hyx", self.clip_proj.weight, clip_grid)
-            upsampled = F.interpolate(
+            clip = F.interpolate(
                 projected[None],
                 size=extent or (height, width),
                 mode="bilinear",
                 align_corners=False,
-            )[0, :, :height, :width]
-            hidden = hidden + upsampled.reshape(self.spec.hidden, -1).T
-        logits = self.classifier(self.mix(hidden))
-        return logits.T.reshape(-1, height, width)
+            )[0, :, :height, :width].reshape(self.spec.hidden, -1)
+        weight = self.filter_proj.weight / self.filter_std
+        bias = self.filter_proj.bias - weight @ self.filter_mean
+        mix, classifier = self.mix[1], self.classifier
+        out = torch.empty(classifier.out_features, flat.shape[1], dtype=flat.dtype)
+        for start in range(0, flat.shape[1], _CHUNK):
+            cols = slice(start, start + _CHUNK)
+            hidden = torch.addmm(bias[:, None], weight, flat[:, cols])
+            if clip is not None:
+                hidden += clip[:, cols]
+            hidden = torch.addmm(mix.bias[:, None], mix.weight, hidden.relu_()).relu_()
+            out[:, cols] = torch.addmm(classifier.bias[:, None], classifier.weight, hidden)
+        return out.reshape(-1, height, width)
 
     def add_classes(self, class_ids: tuple[int, ...]) -> None:
         """Append classifier rows for ``class_ids`` (initialised at zero), e.g. for CaGNet."""
