@@ -18,8 +18,7 @@ from torch import Tensor, nn
 from annotator.engine.heads import HeadFn, get_head
 from annotator.engine.heads._attention import (
     add_mlp,
-    merge_heads,
-    residual,
+    residual_heads,
     self_attention,
     split_qkv,
     standard_block,
@@ -206,7 +205,7 @@ def _causal_blocks(
             k = torch.cat([cached_k.expand(x.shape[0], -1, -1, -1), k], dim=2)
             v = torch.cat([cached_v.expand(x.shape[0], -1, -1, -1), v], dim=2)
         attended = self_attention(q, k, v, mask)
-        x = add_mlp(block, residual(block, x, merge_heads(block.attn, attended)))
+        x = add_mlp(block, residual_heads(block, x, attended))
     return x
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +17,7 @@ from torch import Tensor
 from annotator.engine._cache import ByteLRU
 from annotator.engine.backbone import Backbone
 from annotator.engine.config import EngineConfig, EngineConfigError
-from annotator.engine.devices import autocast, empty_cache, is_out_of_memory
+from annotator.engine.devices import autocast, empty_cache, is_out_of_memory, single_thread
 from annotator.engine.features import (
     Layout,
     Tiling,
@@ -30,6 +32,9 @@ from annotator.engine.proposal import LogitAdapter, Proposal, WorkingView
 from annotator.engine.refine import get_refiner
 from annotator.engine.text import TextEmbeddings
 from annotator.errors import AnnotatorError, WeightsUnavailableError
+
+#: Outputs up to this many values (pixels x classes) are computed on one CPU thread.
+_SMALL_OUTPUT = 8_000_000
 
 
 class EngineWarning(UserWarning):
@@ -210,12 +215,18 @@ class Segmenter:
         names = _check_classes(classes)
         if self.backbone is None and adapter is None:
             self._require_weights()
-        with torch.inference_mode():
-            text = self._text(names) if self._text is not None else None
+        text = self._text(names) if self._text is not None else None
+        with torch.inference_mode(), self._threads_for(state, len(names)):
             logits = self._zero_shot_logits(state, text, len(names))
             if adapter is not None:
                 logits = self._adapt(adapter, state, names, text, logits)
             return self._finish(state, names, logits)
+
+    def _threads_for(self, state: _ImageState, classes: int) -> AbstractContextManager:
+        """One CPU thread for small outputs: there, thread hand-offs cost more than the work."""
+        height, width = state.layout.original
+        small = self.device.type == "cpu" and height * width * classes <= _SMALL_OUTPUT
+        return single_thread() if small else contextlib.nullcontext()
 
     def _current(self) -> _ImageState:
         if self._state is None:

@@ -20,11 +20,27 @@ def split_qkv(attn: nn.MultiheadAttention, y: Tensor) -> tuple[Tensor, Tensor, T
     return q, k, v
 
 
+def _concat_heads(out: Tensor) -> Tensor:
+    batch, heads, tokens, dim = out.shape
+    return out.transpose(1, 2).reshape(batch, tokens, heads * dim)
+
+
 def merge_heads(attn: nn.MultiheadAttention, out: Tensor) -> Tensor:
     """Concatenate heads of ``out`` ``[B, H, T, d]`` and apply the output projection -> ``[B, T, W]``."""
-    batch, heads, tokens, dim = out.shape
-    merged = out.transpose(1, 2).reshape(batch, tokens, heads * dim)
-    return attn.out_proj(merged)
+    return attn.out_proj(_concat_heads(out))
+
+
+def _plain(block: nn.Module, name: str) -> bool:
+    return isinstance(getattr(block, name, None), nn.Identity | type(None))
+
+
+def add_linear(x: Tensor, inputs: Tensor, linear: nn.Linear) -> Tensor:
+    """``x + linear(inputs)`` as one GEMM accumulating into ``x + bias`` (saves two passes)."""
+    start = x + linear.bias if linear.bias is not None else x.clone()
+    flat = torch.addmm(
+        start.reshape(-1, x.shape[-1]), inputs.reshape(-1, inputs.shape[-1]), linear.weight.t()
+    )
+    return flat.view(x.shape)
 
 
 def self_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -39,14 +55,23 @@ def _layer_scale(block: nn.Module, name: str, x: Tensor) -> Tensor:
 
 def add_mlp(block: nn.Module, x: Tensor) -> Tensor:
     """The block's feed-forward half with its residual: ``x + mlp(ln_2(x))``."""
-    return x + _layer_scale(block, "ls_2", block.mlp(block.ln_2(x)))
+    mlp = block.mlp
+    if _plain(block, "ls_2") and all(hasattr(mlp, n) for n in ("c_fc", "gelu", "c_proj")):
+        return add_linear(x, mlp.gelu(mlp.c_fc(block.ln_2(x))), mlp.c_proj)
+    return x + _layer_scale(block, "ls_2", mlp(block.ln_2(x)))
 
 
 def standard_block(block: nn.Module, x: Tensor) -> Tensor:
     """One unmodified open_clip ``ResidualAttentionBlock`` on ``x`` ``[B, T, W]``, with SDPA."""
     q, k, v = split_qkv(block.attn, block.ln_1(x))
-    x = x + _layer_scale(block, "ls_1", merge_heads(block.attn, self_attention(q, k, v)))
-    return add_mlp(block, x)
+    return add_mlp(block, residual_heads(block, x, self_attention(q, k, v)))
+
+
+def residual_heads(block: nn.Module, x: Tensor, heads: Tensor) -> Tensor:
+    """``x + ls_1(out_proj(concat(heads)))`` for per-head outputs ``heads`` ``[B, H, T, d]``."""
+    if _plain(block, "ls_1"):
+        return add_linear(x, _concat_heads(heads), block.attn.out_proj)
+    return residual(block, x, merge_heads(block.attn, heads))
 
 
 def residual(block: nn.Module, x: Tensor, update: Tensor) -> Tensor:

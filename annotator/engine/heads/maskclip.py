@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from annotator.engine.heads._attention import add_mlp, merge_heads, residual, split_qkv
+from annotator.engine.heads._attention import (
+    add_mlp,
+    residual_heads,
+    split_qkv,
+)
 
 
 def maskclip_last_block(block: nn.Module, x: Tensor, grid: tuple[int, int]) -> Tensor:
     """Last block on tokens ``x`` ``[B, 1 + gh*gw, W]``; each token attends only to itself."""
     _, _, v = split_qkv(block.attn, block.ln_1(x))
-    return add_mlp(block, residual(block, x, merge_heads(block.attn, v)))
+    return add_mlp(block, residual_heads(block, x, v))

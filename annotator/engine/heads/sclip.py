@@ -6,8 +6,7 @@ from torch import Tensor, nn
 
 from annotator.engine.heads._attention import (
     add_mlp,
-    merge_heads,
-    residual,
+    residual_heads,
     self_attention,
     split_qkv,
 )
@@ -17,4 +16,4 @@ def sclip_last_block(block: nn.Module, x: Tensor, grid: tuple[int, int]) -> Tens
     """Last block on tokens ``x`` ``[B, 1 + gh*gw, W]``, residual and FFN kept."""
     q, k, v = split_qkv(block.attn, block.ln_1(x))
     attended = self_attention(q, q, v) + self_attention(k, k, v)
-    return add_mlp(block, residual(block, x, merge_heads(block.attn, attended)))
+    return add_mlp(block, residual_heads(block, x, attended))
