@@ -26,6 +26,7 @@ class JobRunner(QObject):
 
     finished = Signal(object)  # the job's result
     failed = Signal(str, str)  # message, details
+    ended = Signal()  # after finished or failed
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
@@ -33,6 +34,8 @@ class JobRunner(QObject):
         self._stop = threading.Event()
         self.worker: Any = None
         self.dialog: QProgressDialog | None = None
+        #: Called with the result of the next job that finishes (then forgotten).
+        self.on_done: Callable[[Any], None] | None = None
 
     @property
     def busy(self) -> bool:
@@ -60,6 +63,9 @@ class JobRunner(QObject):
             self.dialog.setLabelText(step.message)
 
     def _returned(self, result: Any) -> None:
+        callback, self.on_done = self.on_done, None
+        if callback is not None:
+            callback(result)
         self.finished.emit(result)
 
     def _errored(self, error: BaseException) -> None:
@@ -72,3 +78,5 @@ class JobRunner(QObject):
             self.dialog.deleteLater()
         self.dialog = None
         self.worker = None
+        self.on_done = None
+        self.ended.emit()

@@ -56,6 +56,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self.classes.opacity.setValue(round(settings.opacity * 100))
         self.resize(1400, 900)
+        self._size_docks()
 
     # -- construction --------------------------------------------------------------------------
 
@@ -77,6 +78,13 @@ class MainWindow(QMainWindow):
             dock.setWidget(widget)
             dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
             self.addDockWidget(area, dock)
+
+    def _size_docks(self) -> None:
+        """Side panels start narrow so the canvas gets the room."""
+        docks = [self.findChild(QDockWidget, name) for name in ("Images", "Classes", "Retrain")]
+        docks = [d for d in docks if d is not None]
+        widths = [260 if d.objectName() == "Images" else 320 for d in docks]
+        self.resizeDocks(docks, widths, Qt.Orientation.Horizontal)
 
     def _build_training_dock(self) -> None:
         """The retraining panel (package ``training``), tabbed with the class panel."""
@@ -209,6 +217,7 @@ class MainWindow(QMainWindow):
             ("propose", "Propose", self.workspace.request_proposal, "Ctrl+P"),
             ("propose_all", "Propose all…", self.propose_all, "Ctrl+Shift+P"),
             ("accept", "Accept proposal", self.workspace.accept_proposal, "A"),
+            ("stop", "Stop proposing", self.workspace.stop_proposing, "Ctrl+."),
         ):
             action = self._action(key, text, slot, shortcut)
             menu.addAction(action)
@@ -249,6 +258,7 @@ class MainWindow(QMainWindow):
         self.banner.download_requested.connect(self._download_weights)
         self.banner.cancel_requested.connect(self._cancel_download)
         self.jobs.failed.connect(self.notice.show_message)
+        self.jobs.ended.connect(lambda: self.banner.set_downloading(False))
 
     # -- project and images ------------------------------------------------------------------
 
@@ -335,6 +345,8 @@ class MainWindow(QMainWindow):
         if bundle is not None and bundle.relpath == relpath:
             self.canvas.set_proposal(bundle.proposal)
             self.latency_label.setText(f"Proposal: {seconds * 1000:.0f} ms")
+            if self.statusBar().currentMessage() == "Proposing…":
+                self.statusBar().clearMessage()
 
     def step_image(self, delta: int) -> None:
         order, wanted = self.workspace.order, self.workspace.wanted
@@ -486,7 +498,11 @@ class MainWindow(QMainWindow):
     def _download_weights(self) -> None:
         from annotator.gui._engine import download_job
 
-        self.jobs.finished.connect(self._download_done, Qt.ConnectionType.SingleShotConnection)
+        if self.jobs.busy:
+            self.statusBar().showMessage("Wait for the running job to finish.", 5000)
+            return
+        self.banner.set_downloading(True, "Downloading the model weights… (Cancel keeps the part)")
+        self.jobs.on_done = self._download_done
         self.jobs.start(
             "Downloading model weights…",
             download_job,
@@ -525,10 +541,12 @@ class MainWindow(QMainWindow):
         if not dialog.exec() or not dialog.path.text().strip():
             return
         self.workspace.save_now()
+        self.workspace.wait_for_saves()
         job = export_project if export else import_into_project
-        self.jobs.finished.connect(
-            lambda r, e=export: self._transfer_done(r, e), Qt.ConnectionType.SingleShotConnection
-        )
+        if self.jobs.busy:
+            self.statusBar().showMessage("Wait for the running job to finish.", 5000)
+            return
+        self.jobs.on_done = lambda report, e=export: self._transfer_done(report, e)
         title = "Exporting…" if export else "Importing…"
         self.jobs.start(
             title,

@@ -57,6 +57,7 @@ class Workspace(QObject):
         self.state = EngineState(settings.model, "-", False, "The model is still loading.")
         self._next_id = 0
         self._latest_id = 0
+        self._dropped: set[int] = set()
         self._proposals: OrderedDict[str, ProposalResult] = OrderedDict()
         self._saving = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annotator-save")
         self._dirty = False
@@ -94,7 +95,7 @@ class Workspace(QObject):
         if self.project is None:
             return
         self.save_now()
-        self._saving.submit(lambda: None).result()  # wait for queued saves
+        self.wait_for_saves()
         self.engine.worker.prefetch([])
         self.engine.worker.cancel(self._latest_id)
         self.engine.worker.stop_batch()
@@ -149,6 +150,10 @@ class Workspace(QObject):
         if self.project is None:
             self.message.emit("Open a folder first.")
             return None
+        if action in ("merge_classes", "delete_class"):
+            # The store rewrites the saved maps: pending edits must be on disk first.
+            self.save_now()
+            self.wait_for_saves()
         try:
             result = getattr(self.project, action)(*args)
         except AnnotatorError as error:
@@ -274,6 +279,9 @@ class Workspace(QObject):
 
     def _proposal_ready(self, result: ProposalResult) -> None:
         self._records_timer.start()
+        if result.id in self._dropped:
+            self._dropped.discard(result.id)
+            return  # the user stopped it
         if result.query != self.query():
             return  # stale: the classes changed since it was asked for
         self._proposals[result.relpath] = result
@@ -325,6 +333,14 @@ class Workspace(QObject):
         self.request_proposal()
         self.prefetch_next()
 
+    def stop_proposing(self) -> None:
+        """Cancel the waiting request, the background prefetch and any batch job."""
+        self.engine.worker.cancel(self._latest_id)
+        self._dropped.add(self._latest_id)
+        self.engine.worker.prefetch([])
+        self.cancel_batch()
+        self.message.emit("Stopped; the proposal being computed now is dropped when it ends.")
+
     def cancel_batch(self) -> None:
         self.engine.worker.stop_batch()
 
@@ -369,6 +385,10 @@ class Workspace(QObject):
         labels = bundle.document.labels.copy()
         self.autosave_state.emit("Saving…")
         self._saving.submit(self._write, self.project, bundle.relpath, labels, status)
+
+    def wait_for_saves(self) -> None:
+        """Block until every queued autosave is written (before the store rewrites maps)."""
+        self._saving.submit(lambda: None).result()
 
     def _write(self, project: Any, relpath: str, labels: np.ndarray, status: str) -> None:
         # Runs in the save thread; the store is thread-safe.

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 from _gui_helpers import TIMEOUT, add_class, open_window
+from PySide6.QtWidgets import QDockWidget
 
 training = pytest.importorskip("training")
 
 
-def test_retrain_from_the_window_activates_a_version(qtbot, image_folder: Path, planted) -> None:
+def test_retrain_from_the_window_activates_a_version(
+    qtbot, image_folder: Path, planted, shots: Path
+) -> None:
     window = open_window(qtbot, image_folder)
     if window.training is None:
         pytest.skip("the retraining panel is not part of this build")
@@ -36,4 +39,6 @@ def test_retrain_from_the_window_activates_a_version(qtbot, image_folder: Path, 
     assert len(versions) == 1 and versions[0].active
     assert ws.batch_kind is None
     assert "active" in window.training.status.text()
+    window.findChild(QDockWidget, "Retrain").raise_()
+    window.grab().save(str(shots / "9_retrained.png"))
     window.close()

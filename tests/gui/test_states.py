@@ -189,3 +189,83 @@ def test_hiding_a_class_and_outline_mode(qtbot, image_folder: Path, planted) -> 
     qtbot.keyClick(window.canvas, Qt.Key.Key_O)
     assert window.canvas.outline_only
     window.close()
+
+
+def test_merge_and_delete_classes_after_confirmation(
+    qtbot, image_folder: Path, planted, monkeypatch
+) -> None:
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+    window = open_window(qtbot, image_folder)
+    for name in ("sky", "heaven", "grass"):
+        add_class(window, name)
+    ids = class_ids(window)
+    doc = window.workspace.current.document
+    window.set_tool("fill")
+    for name, y in (("sky", 5.5), ("heaven", 20.5), ("grass", 90.5)):
+        window.classes.select(ids[name])
+        doc.apply(name, *_rows(doc, y), ids[name])
+    window.workspace.edited()
+    window.workspace.save_now()
+    answers = iter([QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes])
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: next(answers))
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: ("sky", True))
+    window.classes.select(ids["heaven"])
+    window.classes.merge_button.click()  # answered No: nothing changes
+    assert "heaven" in class_ids(window)
+    window.classes.merge_button.click()  # answered Yes
+    assert set(class_ids(window)) == {"sky", "grass"}
+    qtbot.waitUntil(
+        lambda: window.workspace.current.document.labels[20, 5] == ids["sky"], timeout=TIMEOUT
+    )
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window.classes.select(ids["grass"])
+    window.classes.delete_button.click()
+    assert set(class_ids(window)) == {"sky"}
+    labels = window.workspace.current.document.labels
+    assert labels[90, 5] == 255 and labels[5, 5] == ids["sky"]
+    window.close()
+
+
+def _rows(doc, y: float):
+    from annotator.gui._labelops import Rect
+
+    row = int(y)
+    width = doc.shape[1]
+    return Rect(0, row, width, row + 1), np.ones((1, width), bool)
+
+
+def test_import_masks_through_the_dialog(
+    qtbot, image_folder: Path, planted, tmp_path: Path, monkeypatch
+) -> None:
+    from PIL import Image
+
+    from annotator.gui.dialogs import TransferDialog
+
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    mask = np.full((96, 128), 255, np.uint8)
+    mask[:10] = 0
+    mask[80:] = 1
+    Image.fromarray(mask).save(masks / "scene_2.png")
+    window = open_window(qtbot, image_folder)
+
+    def fill_and_accept(dialog: TransferDialog) -> int:
+        dialog.format.setCurrentText("masks")
+        dialog.path.setText(str(masks))
+        dialog.class_names.setText("sky, grass")
+        return 1
+
+    monkeypatch.setattr(TransferDialog, "exec", fill_and_accept)
+    with qtbot.waitSignal(window.jobs.finished, timeout=TIMEOUT):
+        window.import_labels()
+    ids = class_ids(window)
+    assert set(ids) == {"sky", "grass"}
+    window.workspace.open_image("scene_2.png")
+    ws = window.workspace
+    qtbot.waitUntil(
+        lambda: ws.current is not None and ws.current.relpath == "scene_2.png", timeout=TIMEOUT
+    )
+    labels = window.workspace.current.document.labels
+    assert labels[5, 5] == ids["sky"] and labels[90, 5] == ids["grass"] and labels[50, 5] == 255
+    window.close()
