@@ -1,0 +1,66 @@
+"""The canvas repaints only what an edit touched, and accepts a dropped folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from annotator.gui._document import LabelDocument
+from annotator.gui._labelops import empty_labels
+from annotator.gui._render import build_pyramid
+from annotator.gui.canvas import CanvasView
+
+
+def test_a_stroke_rerenders_only_the_tiles_it_touched(qtbot) -> None:
+    canvas = CanvasView()
+    qtbot.addWidget(canvas)
+    canvas.resize(600, 500)
+    canvas.show()
+    image = np.zeros((2400, 3000, 3), np.uint8)
+    doc = LabelDocument(empty_labels(2400, 3000))
+    canvas.set_image(build_pyramid(image), doc)
+    canvas.set_classes({0: (255, 0, 0)}, set())
+    canvas.current_class = 0
+    canvas.set_zoom(1.0)
+    canvas.centerOn(1500, 1200)
+    rendered: list[tuple[int, int, int, int, int]] = []
+    original = canvas._render_overlay
+
+    def counting(level, rect):  # noqa: ANN001, ANN202
+        rendered.append((level, rect.x0, rect.y0, rect.x1, rect.y1))
+        return original(level, rect)
+
+    canvas._overlay_item._render = counting
+    qtbot.waitExposed(canvas)
+    qtbot.wait(100)
+    first_paint = len(rendered)
+    assert first_paint >= 4  # the visible 256-px tiles
+    rendered.clear()
+    canvas.set_brush_radius(5)
+    canvas.tool.press((1500.5, 1200.5), Qt.KeyboardModifier.NoModifier)
+    canvas.tool.move((1510.5, 1200.5), True)
+    canvas.tool.release((1510.5, 1200.5))
+    qtbot.wait(100)
+    assert rendered == [(0, 1280, 1024, 1536, 1280)]  # one tile around (1500, 1200)
+    assert doc.labels[1200, 1505] == 0 and doc.can_undo
+
+
+def test_dropping_a_folder_opens_it(qtbot, image_folder: Path, planted) -> None:
+    from _gui_helpers import TIMEOUT
+
+    from annotator.gui.app import create_window
+
+    window = create_window()
+    qtbot.addWidget(window)
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(image_folder))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, data,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)  # fmt: skip
+    window.dropEvent(event)
+    qtbot.waitUntil(lambda: window.workspace.current is not None, timeout=TIMEOUT)
+    assert window.workspace.project.root == image_folder.resolve()
+    assert str(image_folder.resolve()) in window.settings.recent
+    window.close()
