@@ -175,10 +175,9 @@ class MainWindow(QMainWindow):
         nav.addAction(self._action("next", "Next image", lambda: self.step_image(1), "D"))
         nav.addAction(self._action("previous", "Previous image", lambda: self.step_image(-1), "S"))
         nav.addAction(
-            self._action(
-                "reviewed", "Mark reviewed and go to next", self.mark_reviewed, "Ctrl+Return"
-            )
+            self._action("reviewed", "Mark reviewed and go to next", self.mark_reviewed, "N")
         )
+        self._action("reviewed2", "Mark reviewed and go to next", self.mark_reviewed, "Ctrl+Return")
         self.model_toolbar.addAction(self.actions["reviewed"])
         help_menu = menus.addMenu("&Help")
         help_menu.addAction(

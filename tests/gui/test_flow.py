@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _gui_helpers import TIMEOUT, add_class, class_ids, click, drag, open_window
+from PySide6.QtCore import Qt
 
 from annotator.gui.dialogs import TransferDialog
 
@@ -60,7 +61,8 @@ def test_label_review_reopen_and_export(
     window.grab().save(str(shots / "2_accepted_and_painted.png"))
 
     # Autosave, then "mark reviewed and go to next".
-    window.mark_reviewed()
+    window.canvas.setFocus()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_N)  # one key: mark reviewed and go to next
     qtbot.waitUntil(lambda: window.workspace.current.relpath == "scene_1.png", timeout=TIMEOUT)
     project = window.workspace.project
     qtbot.waitUntil(lambda: project.get_image("scene_0.png").status == "reviewed", timeout=TIMEOUT)
