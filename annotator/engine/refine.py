@@ -15,7 +15,7 @@ from torch import Tensor
 
 from annotator.engine.config import EngineConfigError
 
-PAMR_DILATIONS = (1, 2, 4, 8)
+PAMR_DILATIONS = (2, 8)
 PAMR_STEPS = 10
 
 

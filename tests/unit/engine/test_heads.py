@@ -11,7 +11,7 @@ from annotator.engine.backbone import ClipDenseEncoder, interpolate_grid_embeddi
 from annotator.engine.heads import get_head
 from annotator.engine.heads._attention import standard_block
 from annotator.engine.segmenter import Segmenter
-from tests.unit.engine.conftest import tiny_segmenter
+from tests.unit.engine.helpers import tiny_segmenter
 
 
 @pytest.mark.parametrize("head", ["naclip", "sclip", "clearclip", "maskclip"])

@@ -10,7 +10,7 @@ from PIL import Image
 
 from annotator.engine.testing import create_planted_segmenter
 from annotator.imageio import load_image
-from tests.unit.engine.conftest import PALETTE, painted_scene
+from tests.unit.engine.helpers import PALETTE, painted_scene
 
 GRAY = {"dark": (40, 40, 40), "light": (220, 220, 220)}
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from scipy import ndimage
 
+from annotator.engine import WorkingView
 from annotator.engine.testing import create_planted_segmenter
-from tests.unit.engine.conftest import PALETTE, painted_scene
+from tests.unit.engine.helpers import PALETTE, painted_scene
 
 CLASSES = list(PALETTE)
 
@@ -137,3 +139,26 @@ def test_pamr_refinement_keeps_planted_labels() -> None:
     proposal = segmenter.predict(CLASSES)
     assert accuracy(proposal.label_map, truth) >= 0.99
     np.testing.assert_allclose(proposal.probabilities.sum(axis=0), 1.0, atol=1e-4)
+
+
+def test_pamr_snaps_coarse_masks_to_colour_edges() -> None:
+    palette = {"a": (200, 50, 50), "b": (50, 50, 200)}
+    yy, xx = np.mgrid[:448, :448]
+    truth = ((xx - 224) ** 2 + (yy - 224) ** 2 < 120**2).astype(np.int64)
+    image = np.array([palette["a"], palette["b"]], np.uint8)[truth]
+
+    def coarse(view: WorkingView) -> np.ndarray:
+        """Logits of the disc seen through a 32-pixel grid: blurry where the edge is sharp."""
+        disc = (view.image[..., 2] > 125).astype(np.float32)
+        h, w = disc.shape
+        small = cv2.resize(disc, (w // 32, h // 32), interpolation=cv2.INTER_AREA)
+        blurry = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        return np.stack([(1 - blurry) * 8, blurry * 8]).astype(np.float32)
+
+    results = {}
+    for refine in (None, "pamr"):
+        segmenter = create_planted_segmenter(palette, refine=refine)
+        segmenter.set_image(image)
+        results[refine] = accuracy(segmenter.predict(["a", "b"], adapter=coarse).label_map, truth)
+    assert results[None] < 0.995
+    assert results["pamr"] >= 0.999

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -12,7 +9,7 @@ import torch
 from annotator.engine import EngineConfig, EngineWarning, WorkingView, create_segmenter
 from annotator.engine.segmenter import EngineOutOfMemoryError
 from annotator.engine.testing import create_planted_segmenter
-from tests.unit.engine.conftest import PALETTE, painted_scene
+from tests.unit.engine.helpers import PALETTE, painted_scene
 
 
 class _Limited(torch.nn.Module):
@@ -80,11 +77,3 @@ def test_adapter_works_without_weights() -> None:
     labels = segmenter.predict(["a", "b"], adapter=right_half_is_b).label_map
     assert labels.shape == (30, 50)
     assert (labels[:, :20] == 0).all() and (labels[:, 30:] == 1).all()
-
-
-def test_import_engine_loads_no_qt() -> None:
-    code = (
-        "import sys, annotator.engine, annotator.engine.segmenter; print('PySide6' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
