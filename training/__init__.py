@@ -9,7 +9,7 @@ core never imports ``training``: the engine receives a trained head only as a ``
 from training.adapter import FusionSettings, TrainedAdapter
 from training.config import TrainConfig
 from training.errors import ModelVersionError, NotEnoughLabelsError, TrainingError
-from training.evaluate import active_predictor, evaluate_active
+from training.evaluate import active_predictor, evaluate_active, evaluate_active_job
 from training.job import TrainResult, train
 from training.models import (
     activate_version,
@@ -35,6 +35,7 @@ __all__ = [
     "active_version",
     "adapter_for_version",
     "evaluate_active",
+    "evaluate_active_job",
     "list_versions",
     "load_active_adapter",
     "rollback",

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from annotator.metrics import ConfusionMatrix, MetricsReport, compute_metrics, evaluate_project
-from annotator.progress import ShouldStop, never_stop, run_job
+from annotator.progress import Job, ShouldStop, never_stop, run_job
 from training.config import TrainConfig
 from training.dataset import choose_holdout, class_prompts, load_view
 from training.errors import NotEnoughLabelsError
@@ -93,16 +93,20 @@ def active_predictor(
     return predict
 
 
-def evaluate_active(
+def evaluate_active_job(
     project: Any,
     segmenter: Any,
     should_stop: ShouldStop = never_stop,
     relpaths: Sequence[str] | None = None,
-) -> MetricsReport:
-    """Score the project's active version (zero-shot if none) on its held-out reviewed images.
+    unseen: Sequence[str] | None = None,
+) -> Job[MetricsReport]:
+    """Score the project's active version (zero-shot if none) on its held-out reviewed images;
+    a batch job yielding one Progress per image.
 
-    ``relpaths`` overrides the held-out set. Classes marked ``novel`` (not learned by the active
-    version) count as unseen. ``segmenter`` may be None (filter-feature versions only).
+    ``relpaths`` overrides the held-out set; ``unseen`` the unseen class names (default: classes
+    marked ``novel``, i.e. not learned by the active version). ``segmenter`` may be None
+    (versions trained on filter features only). :class:`NotEnoughLabelsError` when nothing is
+    held out yet.
     """
     from training.models import load_active_adapter
 
@@ -115,4 +119,15 @@ def evaluate_active(
             "images is held out for scoring)."
         )
     predictor = active_predictor(project, segmenter, adapter, config)
-    return run_job(evaluate_project(project, predictor, wanted, should_stop))
+    return (yield from evaluate_project(project, predictor, wanted, should_stop, unseen))
+
+
+def evaluate_active(
+    project: Any,
+    segmenter: Any,
+    should_stop: ShouldStop = never_stop,
+    relpaths: Sequence[str] | None = None,
+    unseen: Sequence[str] | None = None,
+) -> MetricsReport:
+    """:func:`evaluate_active_job`, drained: the active version's held-out metrics."""
+    return run_job(evaluate_active_job(project, segmenter, should_stop, relpaths, unseen))

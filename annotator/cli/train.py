@@ -54,16 +54,21 @@ def resolve_engine_args(args: argparse.Namespace, remembered: dict[str, Any] | N
     return chosen
 
 
-def _create_segmenter(args: argparse.Namespace, project: Any) -> Any:
+def create_project_segmenter(args: argparse.Namespace, project: Any, command: str = NAME) -> Any:
+    """The segmenter for the engine flags in ``args`` (from :func:`add_engine_arguments`), the
+    project's remembered ones filling in flags left at their defaults; remembers the result
+    (writable projects). Missing weights: a segmenter whose ``available`` is False, and a note
+    on stderr (versions trained on filter features still work)."""
     from annotator.engine import create_segmenter
 
     chosen = resolve_engine_args(args, project.get_setting(ENGINE_SETTING))
     merged = argparse.Namespace(**{**vars(args), **chosen})
     segmenter = create_segmenter(engine_config_from_args(merged), allow_missing_weights=True)
-    project.set_setting(ENGINE_SETTING, chosen)
+    if not project.read_only:
+        project.set_setting(ENGINE_SETTING, chosen)
     if not segmenter.available:
         print(
-            f"annotator train: {segmenter.weights_error}\nTraining on filter features only.",
+            f"annotator {command}: {segmenter.weights_error}\nUsing filter features only.",
             file=sys.stderr,
         )
     return segmenter
@@ -75,7 +80,7 @@ def _train(args: argparse.Namespace, project: Any, config: Any) -> Any:
     from annotator.progress import run_job
     from training import train
 
-    segmenter = _create_segmenter(args, project)
+    segmenter = create_project_segmenter(args, project)
     with tqdm(total=args.rounds * args.steps, file=sys.stderr, disable=args.json) as bar:
 
         def show(step: Any) -> None:

@@ -60,6 +60,8 @@ def test_retraining_raises_held_out_miou_far_above_zero_shot(
     # Scores of the active version, recomputed the way `annotator eval` does, agree.
     again = evaluate_active(labelled_project, tiny_segmenter)
     assert again.miou == pytest.approx(after.miou)
+    split = evaluate_active(labelled_project, tiny_segmenter, unseen=["water"])
+    assert split.unseen == ["water"] and split.miou == pytest.approx(after.miou)
     assert result.version.metrics["after"]["miou"] == pytest.approx(after.miou)
 
 
