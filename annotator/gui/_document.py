@@ -94,9 +94,11 @@ class LabelDocument:
             raise RuntimeError("write() outside begin()/end()")
         if rect.empty or not mask.any():
             return
-        self._capture(rect)
+        self._capture(rect, mask)
         target = self.labels[rect.slices]
-        target[mask] = value if np.isscalar(value) else np.asarray(value)[mask]
+        # copyto with where= avoids materialising index arrays (matters on 100 Mpx maps).
+        source = value if np.isscalar(value) else np.asarray(value)
+        np.copyto(target, source, where=mask, casting="unsafe")
         self._notify(rect)
 
     def end(self) -> Edit | None:
@@ -195,8 +197,15 @@ class LabelDocument:
         height, width = self.shape
         return Rect(tx * TILE, ty * TILE, (tx + 1) * TILE, (ty + 1) * TILE).clip(width, height)
 
-    def _capture(self, rect: Rect) -> None:
+    def _capture(self, rect: Rect, mask: np.ndarray) -> None:
+        """Keep the "before" pixels of every tile that ``mask`` (rect-shaped) will change."""
         for ty in range(rect.y0 // TILE, (rect.y1 - 1) // TILE + 1):
             for tx in range(rect.x0 // TILE, (rect.x1 - 1) // TILE + 1):
-                if (ty, tx) not in self._before:
-                    self._before[(ty, tx)] = self.labels[self._tile_rect(tx, ty).slices].copy()
+                if (ty, tx) in self._before:
+                    continue
+                tile = self._tile_rect(tx, ty)
+                rows = slice(max(tile.y0 - rect.y0, 0), tile.y1 - rect.y0)
+                cols = slice(max(tile.x0 - rect.x0, 0), tile.x1 - rect.x0)
+                local = mask[rows, cols]
+                if local.any():
+                    self._before[(ty, tx)] = self.labels[tile.slices].copy()

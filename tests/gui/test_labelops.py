@@ -113,3 +113,16 @@ def test_write_outside_an_edit_is_refused() -> None:
     doc = LabelDocument(empty_labels(8, 8))
     with pytest.raises(RuntimeError):
         doc.write(Rect(0, 0, 2, 2), np.ones((2, 2), bool), 1)
+
+
+def test_undo_of_an_edit_starting_inside_a_tile() -> None:
+    doc = LabelDocument(empty_labels(1000, 1000))
+    before = doc.labels.copy()
+    mask = np.zeros((300, 300), bool)
+    mask[:20, :20] = True  # in tile (1, 1), which starts before the rect
+    mask[250:, 250:] = True  # in tile (2, 2)
+    doc.apply("Fill", Rect(300, 300, 600, 600), mask, 4)
+    assert (doc.labels[550:600, 550:600] == 4).all() and (doc.labels[300:320, 300:320] == 4).all()
+    assert doc.undo_bytes == 2 * 2 * TILE * TILE  # tiles (1, 1) and (2, 2), before and after
+    doc.undo()
+    assert np.array_equal(doc.labels, before)
