@@ -64,3 +64,29 @@ def test_dropping_a_folder_opens_it(qtbot, image_folder: Path, planted) -> None:
     assert window.workspace.project.root == image_folder.resolve()
     assert str(image_folder.resolve()) in window.settings.recent
     window.close()
+
+
+def test_middle_button_and_space_drag_pan(qtbot) -> None:
+    canvas = CanvasView()
+    qtbot.addWidget(canvas)
+    canvas.resize(300, 300)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    canvas.set_image(
+        build_pyramid(np.zeros((1000, 1000, 3), np.uint8)), LabelDocument(empty_labels(1000, 1000))
+    )
+    canvas.set_zoom(2.0)
+    bar = canvas.horizontalScrollBar()
+    start = bar.value()
+    viewport = canvas.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.MiddleButton, pos=QPointF(150, 150).toPoint())
+    qtbot.mouseMove(viewport, QPointF(100, 150).toPoint())
+    qtbot.mouseRelease(viewport, Qt.MouseButton.MiddleButton, pos=QPointF(100, 150).toPoint())
+    assert bar.value() == start + 50
+    qtbot.keyPress(canvas, Qt.Key.Key_Space)
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=QPointF(100, 150).toPoint())
+    qtbot.mouseMove(viewport, QPointF(130, 150).toPoint())
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=QPointF(130, 150).toPoint())
+    qtbot.keyRelease(canvas, Qt.Key.Key_Space)
+    assert bar.value() == start + 20
+    assert not canvas.document.can_undo  # panning never paints
