@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/engine.py [--threads N] [--runs N]
 
-(a) float32 GEMM throughput of this machine; (b) FLOPs of one 512 x 512 proposal with ViT-B-16
+(a) float32 GEMM throughput of this machine (measured alternately with (c)); (b) FLOPs of one 512 x 512 proposal with ViT-B-16
 (random weights) and the default head, counted by torch.utils.flop_counter; (c) its warm median
 latency; (d) c / (b / a), how far from the GEMM bound (target <= 1.5 on CPU); (e) re-query
 latency with 5 new class names on a cached image (target <= 50 ms); (f) peak RSS (target
@@ -38,16 +38,30 @@ def median_seconds(step: Callable[[], object], runs: int, sync: Callable[[], Non
     return statistics.median(times)
 
 
-def gemm_flops_per_second(runs: int) -> float:
-    """Best sustained float32 GEMM rate over a few shapes like a ViT-B's (FLOP/s)."""
+_GEMM_SHAPES = ((1025, 768, 3072), (1025, 3072, 768), (2048, 2048, 2048))
+_GEMM_OPERANDS = [(torch.randn(m, k), torch.randn(k, n)) for m, k, n in _GEMM_SHAPES]
+
+
+def gemm_flops_per_second(repeats: int = 3) -> float:
+    """Best float32 GEMM rate over shapes like a ViT-B's and a square one (FLOP/s)."""
     best = 0.0
-    for m, k, n in ((1025, 768, 3072), (1025, 3072, 768), (2048, 2048, 2048)):
-        a, b = torch.randn(m, k), torch.randn(k, n)
-        for _ in range(2):
-            a @ b
-        seconds = median_seconds(lambda a=a, b=b: a @ b, runs * 3, lambda: None)
-        best = max(best, 2 * m * k * n / seconds)
+    for a, b in _GEMM_OPERANDS:
+        a @ b
+        seconds = median_seconds(lambda a=a, b=b: a @ b, repeats, lambda: None)
+        best = max(best, 2 * a.shape[0] * a.shape[1] * b.shape[1] / seconds)
     return best
+
+
+def interleaved(step: Callable[[], object], runs: int) -> tuple[float, float]:
+    """(median GEMM FLOP/s, median seconds of ``step``), measured alternately so that both see
+    the same load from other processes on a shared machine."""
+    rates, times = [], []
+    for _ in range(runs):
+        rates.append(gemm_flops_per_second())
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(rates), statistics.median(times)
 
 
 def new_image(rng: np.random.Generator) -> np.ndarray:
@@ -110,18 +124,17 @@ def cpu_figures(runs: int) -> None:
     config = EngineConfig(model="ViT-B-16", pretrained=None, device="cpu", short_side=SIZE)
     segmenter = create_segmenter(config)
     image = new_image(rng)
-    gemm = gemm_flops_per_second(runs)
     count_cpu_attention()
     flops, attention = count_flops(segmenter, image)
     for _ in range(2):
         propose_once(segmenter, new_image(rng))
-    latency = median_seconds(lambda: propose_once(segmenter, new_image(rng)), runs, lambda: None)
+    gemm, latency = interleaved(lambda: propose_once(segmenter, new_image(rng)), runs)
     requery = requery_seconds(segmenter, runs)
     bound = flops / gemm
     print(f"(a) float32 GEMM throughput:           {gemm / 1e9:8.1f} GFLOP/s")
     print(
         f"(b) FLOPs of one {SIZE}x{SIZE} proposal:     {flops / 1e9:8.1f} GFLOP "
-        f"(ViT-B-16 random init, head {config.head})"
+        f"(ViT-B-16 random init, head {config.head}; {attention / 1e9:.1f} of it attention)"
     )
     print(f"(c) warm median latency:               {latency * 1e3:8.1f} ms")
     print(
