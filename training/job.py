@@ -14,7 +14,7 @@ from annotator.progress import Progress, ShouldStop, never_stop
 from training.adapter import TrainedAdapter
 from training.config import TrainConfig
 from training.dataset import Split, class_prompts, load_view, split_project
-from training.errors import ModelVersionError
+from training.errors import ModelVersionError, NotEnoughLabelsError
 from training.evaluate import HeldOutImage, positions_lut, score_images
 from training.filters import FilterCache
 from training.fit import SampleSet, fit_head, resolve_device
@@ -69,9 +69,12 @@ class _Run:
         return self.config.use_clip_features and self.segmenter is not None
 
 
-def _human_targets(run: _Run, relpath: str, size: tuple[int, int]) -> np.ndarray:
-    """Human labels of ``relpath`` as class ids int64 [h, w] at working size (-1 = none)."""
+def _human_targets(run: _Run, relpath: str, size: tuple[int, int]) -> np.ndarray | None:
+    """Human labels of ``relpath`` as class ids int64 [h, w] at working size (-1 = none); None
+    when the label file turned out unreadable (the store quarantines it)."""
     labels = run.project.load_labels(relpath)
+    if labels is None:
+        return None
     lut = positions_lut(run.project, run.class_ids)
     ids = np.asarray(run.class_ids + [-1], dtype=np.int64)
     return ids[lut[resize_labels(labels, size)]]
@@ -84,13 +87,20 @@ def _collect_human(run: _Run, split: Split) -> Generator[Progress, None, SampleS
         view = run.view(relpath)
         filters = run.filter_cache.get(view.image)
         targets = _human_targets(run, relpath, view.size)
+        if targets is None:
+            continue
         parts.append(
             samples_from_targets(
                 view, filters, targets, run.config.samples_per_class, 1.0, run.rng, run.use_clip
             )
         )
         yield Progress(done, len(split.train), f"features of {relpath}", {"phase": "features"})
-    return SampleSet.concatenate(parts)
+    if not parts or not len(samples := SampleSet.concatenate(parts)):
+        raise NotEnoughLabelsError(
+            "The reviewed images hold no labelled pixels of the project's classes: paint some "
+            "labels, mark the images reviewed, and retrain."
+        )
+    return samples
 
 
 def _collect_holdout(run: _Run, split: Split) -> Generator[Progress, None, list[HeldOutImage]]:
@@ -98,7 +108,10 @@ def _collect_holdout(run: _Run, split: Split) -> Generator[Progress, None, list[
     items = []
     for done, relpath in enumerate(split.holdout, start=1):
         run.check()
-        truth = lut[run.project.load_labels(relpath)]
+        labels = run.project.load_labels(relpath)
+        if labels is None:
+            continue
+        truth = lut[labels]
         items.append(HeldOutImage(relpath, run.view(relpath), truth))
         yield Progress(done, len(split.holdout), f"held-out {relpath}", {"phase": "holdout"})
     return items

@@ -168,3 +168,13 @@ def _view(segmenter, project, prompts):
     from training.views import capture_view
 
     return capture_view(segmenter, project.load_image("z_new.png"), prompts)
+
+
+def test_reviewed_images_without_labelled_pixels_are_explained(tmp_path: Path) -> None:
+    project = build_project(tmp_path / "blank", count=3, reviewed=0, size=32)
+    blank = np.full((32, 32), project.unlabeled_value, project.label_dtype)
+    for relpath in ("img000.png", "img001.png"):
+        project.save_labels(relpath, blank, status="edited")
+    with pytest.raises(NotEnoughLabelsError, match="no labelled pixels"):
+        run_job(train(project, None, TrainConfig(**FAST)))
+    project.close()
