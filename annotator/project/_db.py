@@ -2,6 +2,9 @@
 
 WAL mode with ``synchronous=FULL``: a committed transaction survives a crash or power loss, and
 readers (a read-only second process) never block the writer.
+
+Schema 2 lets ``width``/``height`` be NULL (not read yet: opening a folder reads no file) and
+``content_hash`` be ``''`` (not computed yet); a schema-1 database is migrated on open.
 """
 
 from __future__ import annotations
@@ -9,15 +12,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS images (
+_IMAGES_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     id INTEGER PRIMARY KEY,
     relpath TEXT NOT NULL UNIQUE,
-    width INTEGER NOT NULL DEFAULT 0,
-    height INTEGER NOT NULL DEFAULT 0,
+    width INTEGER,
+    height INTEGER,
     size INTEGER NOT NULL DEFAULT 0,
     mtime_ns INTEGER NOT NULL DEFAULT 0,
     content_hash TEXT NOT NULL DEFAULT '',
@@ -30,6 +32,12 @@ CREATE TABLE IF NOT EXISTS images (
     added_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+"""
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    + _IMAGES_TABLE.format(name="images")
+    + """
 CREATE INDEX IF NOT EXISTS images_hash ON images (content_hash);
 CREATE TABLE IF NOT EXISTS classes (
     id INTEGER PRIMARY KEY,
@@ -45,6 +53,7 @@ CREATE TABLE IF NOT EXISTS problems (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, relpath TEXT NOT NULL, message TEXT NOT NULL
 );
 """
+)
 
 
 def connect(path: Path, read_only: bool) -> sqlite3.Connection:
@@ -61,6 +70,29 @@ def connect(path: Path, read_only: bool) -> sqlite3.Connection:
             "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
         conn.execute("INSERT OR IGNORE INTO meta VALUES ('next_class_id', '0')")
+        _migrate(conn)
     conn.execute("PRAGMA busy_timeout=5000")
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: rebuild ``images`` with nullable ``width``/``height`` (SQLite cannot drop a
+    NOT NULL constraint in place). One transaction: a crash leaves schema 1, migrated next time."""
+    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    if int(version) >= SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_IMAGES_TABLE.format(name="images_v2"))
+        conn.execute("INSERT INTO images_v2 SELECT * FROM images")
+        conn.execute("DROP TABLE images")
+        conn.execute("ALTER TABLE images_v2 RENAME TO images")
+        conn.execute("CREATE INDEX IF NOT EXISTS images_hash ON images (content_hash)")
+        conn.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+        )
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -1,10 +1,12 @@
 """Reconcile the image table with the folder on open, by (size, mtime) and content hash.
 
-Unchanged files (same size and mtime as stored) are not read at all, so re-opening a large
-project costs one directory walk. New or changed files are hashed and their headers read (never
-their pixels). A stored image whose path is gone is matched to a new file with the same content
-hash (a rename or move): its labels follow it. Unmatched vanished images are kept as *missing*
-with their labels, and come back if the file reappears.
+Opening reads no image file: the walk's ``stat`` gives size and mtime, and a new file is stored
+with its header size unknown (read on demand, see ``Project.image_size``) and no hash. Files are
+hashed only where a hash decides something: a new file whose size equals that of a vanished,
+hashed image may be that image renamed or moved; if the hashes match, its labels follow it.
+Unchanged files (same size and mtime) are never read; a changed file is hashed and its header
+read again (never its pixels). Unmatched vanished images are kept as *missing* with their
+labels, and come back if the file reappears.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from annotator.errors import ImageReadError
 from annotator.imageio import IMAGE_SUFFIXES, read_image_size
@@ -21,8 +24,7 @@ from annotator.imageio import IMAGE_SUFFIXES, read_image_size
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class DiskFile:
+class DiskFile(NamedTuple):
     """An image file found by the walk: POSIX path relative to the root, size, mtime in ns."""
 
     relpath: str
@@ -30,23 +32,23 @@ class DiskFile:
     mtime_ns: int
 
 
-@dataclass(frozen=True)
-class FileFacts:
-    """What reading a new or changed file told us (no pixels decoded)."""
+class FileFacts(NamedTuple):
+    """What we know of a file for its row: ``content_hash`` is ``''`` and ``width``/``height``
+    are ``None`` where the file was not read (no pixels are ever decoded)."""
 
     relpath: str
     size: int
     mtime_ns: int
     content_hash: str
-    width: int
-    height: int
+    width: int | None
+    height: int | None
     error: str | None
 
 
 def walk_images(root: Path, skip: frozenset[Path]) -> dict[str, DiskFile]:
     """Every image file under ``root`` (recursive), skipping hidden entries and ``skip`` folders.
 
-    Plain strings rather than ``Path`` objects: this runs over every file on every open.
+    Plain strings and tuples rather than ``Path`` objects: this runs over every file on every open.
     """
     skipped = {os.fspath(path) for path in skip}
     found: dict[str, DiskFile] = {}
@@ -64,7 +66,7 @@ def walk_images(root: Path, skip: frozenset[Path]) -> dict[str, DiskFile]:
             if entry.is_dir(follow_symlinks=False):
                 if entry.path not in skipped:
                     stack.append((entry.path, f"{prefix}{name}/"))
-            elif os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+            elif name[name.rfind(".") :].lower() in IMAGE_SUFFIXES:  # no dot: the last char
                 _add_file(found, f"{prefix}{name}", entry)
     return found
 
@@ -77,10 +79,10 @@ def _add_file(found: dict[str, DiskFile], relpath: str, entry: os.DirEntry[str])
     found[relpath] = DiskFile(relpath, stat.st_size, stat.st_mtime_ns)
 
 
-def hash_file(path: Path) -> str:
+def hash_file(path: str | Path) -> str:
     """Hex BLAKE2b-128 content hash: the whole file up to 3 MiB, else its size plus 1 MiB from
-    the start, the middle and the end (so a first scan of huge TIFFs does not read them whole;
-    enough to recognise a renamed file)."""
+    the start, the middle and the end (so huge TIFFs are not read whole; enough to recognise a
+    renamed file)."""
     digest = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
@@ -94,23 +96,30 @@ def hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def read_header(path: str | Path) -> tuple[int, int, str | None]:
+    """``(width, height, error)`` from the file's header: display size and ``None``, or
+    ``(0, 0, why)`` when the header is unreadable."""
+    try:
+        width, height = read_image_size(path)
+    except ImageReadError as failure:
+        return 0, 0, str(failure)
+    return width, height, None
+
+
 def read_facts(root: Path, file: DiskFile) -> FileFacts:
     """Hash and header of one file; unreadable files get ``error`` instead of raising."""
-    path = root / file.relpath
+    path = os.path.join(root, file.relpath)
     try:
         content_hash = hash_file(path)
     except OSError as error:
         return FileFacts(file.relpath, file.size, file.mtime_ns, "", 0, 0, str(error))
-    try:
-        width, height = read_image_size(path)
-        error = None
-    except ImageReadError as failure:
-        width, height, error = 0, 0, str(failure)
+    width, height, error = read_header(path)
     return FileFacts(file.relpath, file.size, file.mtime_ns, content_hash, width, height, error)
 
 
 def read_all_facts(root: Path, files: list[DiskFile]) -> list[FileFacts]:
-    """:func:`read_facts` for many files, a few threads at a time (hashing releases the GIL)."""
+    """:func:`read_facts` for many files, in order, a few threads at a time (hashing releases
+    the GIL)."""
     if len(files) < 16:
         return [read_facts(root, file) for file in files]
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
@@ -119,7 +128,7 @@ def read_all_facts(root: Path, files: list[DiskFile]) -> list[FileFacts]:
 
 @dataclass
 class StoredImage:
-    """The part of an image row reconciliation needs."""
+    """The part of an image row reconciliation needs (``content_hash`` ``''``: never hashed)."""
 
     relpath: str
     size: int
@@ -133,32 +142,45 @@ class ReconcilePlan:
     """What to change in the database (and which label files to move) after a walk."""
 
     unchanged_back: list[str]  # stored missing, now present with the same size and mtime
-    changed: list[FileFacts]  # same path, new size/mtime
+    changed: list[FileFacts]  # same path, new size/mtime (read only if it had a hash)
     renames: list[tuple[str, FileFacts]]  # (old relpath, new file with the same hash)
-    added: list[FileFacts]
+    added: list[FileFacts]  # new paths (read only where they were rename candidates)
     vanished: list[str]
 
 
 def plan_reconcile(
     root: Path, stored: list[StoredImage], disk: dict[str, DiskFile]
 ) -> ReconcilePlan:
-    """Compare the stored rows with the walk; hash only new or changed files."""
+    """Compare the stored rows with the walk. Read only the files whose facts decide something:
+    changed files that had a hash (their work must stay recognisable) and rename candidates, new
+    files as large as a vanished image that has a hash (other sizes cannot hold its content)."""
     by_path = {row.relpath: row for row in stored}
-    back, to_read = [], []
+    back, modified, fresh = [], [], []
     for relpath, file in disk.items():
         row = by_path.get(relpath)
-        if row is None or (row.size, row.mtime_ns) != (file.size, file.mtime_ns):
-            to_read.append(file)
+        if row is None:
+            fresh.append(file)
+        elif row.size != file.size or row.mtime_ns != file.mtime_ns:
+            modified.append(file)
         elif row.missing:
             back.append(relpath)
-    facts = read_all_facts(root, to_read)
-    changed = [fact for fact in facts if fact.relpath in by_path]
-    fresh = [fact for fact in facts if fact.relpath not in by_path]
     gone = [row for row in stored if row.relpath not in disk]
-    renames, added = _match_renames(gone, fresh)
+    gone_sizes = {row.size for row in gone if row.content_hash}
+    rehash = [file for file in modified if by_path[file.relpath].content_hash]
+    candidates = [file for file in fresh if file.size in gone_sizes]
+    facts = read_all_facts(root, rehash + candidates)
+    renames, added = _match_renames(gone, facts[len(rehash) :])
+    added.extend(_unread(file) for file in fresh if file.size not in gone_sizes)
+    changed = facts[: len(rehash)]
+    changed.extend(_unread(file) for file in modified if not by_path[file.relpath].content_hash)
     renamed = {old for old, _ in renames}
     vanished = [row.relpath for row in gone if not row.missing and row.relpath not in renamed]
     return ReconcilePlan(back, changed, renames, added, vanished)
+
+
+def _unread(file: DiskFile) -> FileFacts:
+    """A file stored without reading it: hash and header size unknown."""
+    return FileFacts(file[0], file[1], file[2], "", None, None, None)
 
 
 def _match_renames(

@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from annotator.errors import ImageReadError, LabelFileError, ProjectError
+from annotator.errors import ImageReadError, JobCancelled, LabelFileError, ProjectError
 from annotator.imageio import load_image
+from annotator.progress import Job, Progress, ShouldStop, never_stop
 from annotator.project import _scan
 from annotator.project._atomic import move_atomic, remove_temp_files
 from annotator.project._db import connect
@@ -55,14 +56,7 @@ _IMAGE_COLUMNS = (
     "relpath, width, height, content_hash, status, error, mean_confidence, updated_at, "
     "has_labels, has_proposal"
 )
-
-
-def _record(row: Any) -> ImageRecord:
-    return ImageRecord(
-        row["relpath"], row["width"], row["height"], row["content_hash"], row["status"],
-        row["error"], row["mean_confidence"], row["updated_at"], bool(row["has_labels"]),
-        bool(row["has_proposal"]),
-    )  # fmt: skip
+_SIZE_BATCH = 256
 
 
 def _class_info(row: Any) -> ClassInfo:
@@ -183,6 +177,22 @@ class Project:
         with self._mutex:
             return self._connection().execute(sql, params).fetchall()
 
+    def _records(self, sql: str, params: tuple[Any, ...] = ()) -> list[ImageRecord]:
+        """Image records from a ``SELECT {_IMAGE_COLUMNS} ...`` (plain tuples: lists are long)."""
+        with self._mutex:
+            cursor = self._connection().cursor()
+            cursor.row_factory = None
+            rows = cursor.execute(sql, params).fetchall()
+        read_size = self._record_size
+        return [
+            ImageRecord(
+                relpath, None if width is None else (width, height), content_hash, status, error,
+                confidence, updated_at, bool(labels), bool(proposal), read_size,
+            )
+            for relpath, width, height, content_hash, status, error, confidence, updated_at,
+            labels, proposal in rows
+        ]  # fmt: skip
+
     def _require_writable(self) -> None:
         if self.read_only:
             raise ProjectError(
@@ -198,7 +208,9 @@ class Project:
     def refresh(self) -> None:
         """Re-scan the folder: add new images, follow renamed ones by content hash, mark vanished.
 
-        Files whose size and modification time are unchanged are not read again.
+        One directory walk with a ``stat`` per file. Files whose size and modification time are
+        unchanged are not read; new files are not read either (their header size is read on
+        demand) unless one may be a vanished image renamed, i.e. has the size of one.
         """
         self._require_writable()
         skip = frozenset({self.sidecar})
@@ -217,14 +229,18 @@ class Project:
     def _apply_plan(self, plan: _scan.ReconcilePlan) -> None:
         now = time.time()
         with self._transaction() as conn:
-            conn.executemany(
-                "UPDATE images SET missing = 0 WHERE relpath = ?",
+            conn.executemany(  # a header unreadable while it was away is read again
+                "UPDATE images SET missing = 0, width = NULLIF(width, 0), "
+                "height = NULLIF(height, 0) WHERE relpath = ?",
                 [(p,) for p in plan.unchanged_back],
             )
             conn.executemany(
-                "UPDATE images SET relpath = ?, size = ?, mtime_ns = ?, missing = 0, error = ? "
-                "WHERE relpath = ?",
-                [(f.relpath, f.size, f.mtime_ns, f.error, old) for old, f in plan.renames],
+                "UPDATE images SET relpath = ?, size = ?, mtime_ns = ?, width = ?, height = ?, "
+                "missing = 0, error = ? WHERE relpath = ?",
+                [
+                    (f.relpath, f.size, f.mtime_ns, f.width, f.height, f.error, old)
+                    for old, f in plan.renames
+                ],
             )
             conn.executemany(
                 "UPDATE images SET size = ?, mtime_ns = ?, content_hash = ?, width = ?, height = ?, "
@@ -235,22 +251,9 @@ class Project:
                 ],
             )
             conn.executemany(
-                "INSERT INTO images (relpath, width, height, size, mtime_ns, content_hash, error, "
+                "INSERT INTO images (relpath, size, mtime_ns, content_hash, width, height, error, "
                 "added_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        f.relpath,
-                        f.width,
-                        f.height,
-                        f.size,
-                        f.mtime_ns,
-                        f.content_hash,
-                        f.error,
-                        now,
-                        now,
-                    )
-                    for f in plan.added
-                ],
+                [(*fact, now, now) for fact in plan.added],  # FileFacts in column order
             )
             conn.executemany(
                 "UPDATE images SET missing = 1 WHERE relpath = ?", [(p,) for p in plan.vanished]
@@ -261,8 +264,10 @@ class Project:
         for kind, column in ((LABELS, "has_labels"), (PROPOSALS, "has_proposal")):
             on_disk = set(_list_maps(self.sidecar / kind))
             flagged = {r[0] for r in self._query(f"SELECT relpath FROM images WHERE {column} = 1")}
-            known = {r[0] for r in self._query("SELECT relpath FROM images")}
-            gained, lost = (on_disk & known) - flagged, flagged - on_disk
+            gained, lost = on_disk - flagged, flagged - on_disk
+            if gained:  # only maps of known images count
+                known = {r[0] for r in self._query("SELECT relpath FROM images")}
+                gained &= known
             if not gained and not lost:
                 continue
             with self._transaction() as conn:
@@ -284,8 +289,7 @@ class Project:
         and/or with (``has_labels=True``) or without human labels. Vanished files are left out
         unless ``include_missing``."""
         where, params = self._image_filter(status, has_labels, include_missing)
-        rows = self._query(f"SELECT {_IMAGE_COLUMNS} FROM images{where} ORDER BY relpath", params)
-        return [_record(row) for row in rows]
+        return self._records(f"SELECT {_IMAGE_COLUMNS} FROM images{where} ORDER BY relpath", params)
 
     @staticmethod
     def _image_filter(
@@ -303,11 +307,65 @@ class Project:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
 
     def get_image(self, relpath: str) -> ImageRecord:
-        """The record of one image; :class:`ProjectError` if the project has no such image."""
-        rows = self._query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE relpath = ?", (relpath,))
+        """The record of one image, its size and header ``error`` known (the header is read now
+        if it was not yet); :class:`ProjectError` if the project has no such image."""
+        sql = f"SELECT {_IMAGE_COLUMNS} FROM images WHERE relpath = ?"
+        records = self._records(sql, (relpath,))
+        if not records:
+            raise ProjectError(f"{relpath} is not an image of the project {self.root}.")
+        if records[0].known_size is None and not self.read_only:
+            self.image_size(relpath)
+            records = self._records(sql, (relpath,))
+        return records[0]
+
+    def image_size(self, relpath: str) -> tuple[int, int]:
+        """``(width, height)`` of an image in display orientation. Read from the file's header
+        (no pixels) the first time and stored; ``(0, 0)`` when the header is unreadable, and then
+        the record's ``error`` says why. :class:`ProjectError` if there is no such image."""
+        rows = self._query("SELECT width, height FROM images WHERE relpath = ?", (relpath,))
         if not rows:
             raise ProjectError(f"{relpath} is not an image of the project {self.root}.")
-        return _record(rows[0])
+        if rows[0][0] is not None:
+            return rows[0][0], rows[0][1]
+        width, height, error = _scan.read_header(self.image_path(relpath))
+        if not self.read_only:
+            self._store_sizes([(width, height, error, relpath)])
+        return width, height
+
+    def _record_size(self, relpath: str) -> tuple[int, int]:
+        """:attr:`ImageRecord.size` of a record the project handed out, even after ``close``."""
+        try:
+            return self.image_size(relpath)
+        except ProjectError:  # closed, or the image went away since the record was made
+            return _scan.read_header(self.image_path(relpath))[:2]
+
+    def _store_sizes(self, sizes: list[tuple[int, int, str | None, str]]) -> None:
+        """Store ``(width, height, error, relpath)`` read from headers, for images present on
+        disk (a vanished file's "does not exist" must not stick when it comes back)."""
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE images SET width = ?, height = ?, error = ? "
+                "WHERE relpath = ? AND width IS NULL AND missing = 0",
+                sizes,
+            )
+
+    def read_image_sizes(self, should_stop: ShouldStop = never_stop) -> Job[int]:
+        """Batch job: read the header size of every image whose size is not known yet (no
+        pixels), so that unreadable files show their ``error`` in :meth:`list_images`. Yields a
+        :class:`Progress` per batch, returns how many images were read. Optional: sizes are
+        otherwise read on demand. Raises :class:`JobCancelled` when ``should_stop()``."""
+        self._require_writable()
+        sql = "SELECT relpath FROM images WHERE width IS NULL AND missing = 0"
+        todo = [r[0] for r in self._query(sql)]
+        for start in range(0, len(todo), _SIZE_BATCH):
+            if should_stop():
+                raise JobCancelled("Reading image sizes stopped; the rest is read on demand.")
+            batch = todo[start : start + _SIZE_BATCH]
+            self._store_sizes(
+                [(*_scan.read_header(self.image_path(relpath)), relpath) for relpath in batch]
+            )
+            yield Progress(start + len(batch), len(todo), "reading image sizes")
+        return len(todo)
 
     def image_path(self, relpath: str) -> Path:
         """Absolute path of an image file."""
@@ -337,34 +395,45 @@ class Project:
     def set_status(self, relpath: str, status: str) -> None:
         """Set an image's review status (one of :data:`STATUSES`)."""
         _statuses(status)
-        self.get_image(relpath)
+        digest = self._missing_hash(self.get_image(relpath))
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE images SET status = ?, updated_at = ? WHERE relpath = ?",
                 (status, time.time(), relpath),
             )
+            _store_hash(conn, relpath, digest)
+
+    def _missing_hash(self, record: ImageRecord) -> str | None:
+        """The content hash to store for an image that is about to get labels, a proposal or a
+        status, if it has none yet: what lets that work follow the file when it is renamed."""
+        if record.content_hash:
+            return None
+        try:
+            return _scan.hash_file(self.image_path(record.relpath))
+        except OSError as error:
+            log.warning(
+                "%s cannot be hashed (%s); a rename will not be recognised", record.relpath, error
+            )
+            return None
 
     def next_unchecked(self, after: str | None = None) -> ImageRecord | None:
         """The first image not yet ``reviewed`` after ``after`` in path order, wrapping around;
         ``None`` when every image is reviewed ("jump to next unchecked")."""
         base = f"SELECT {_IMAGE_COLUMNS} FROM images WHERE missing = 0 AND status != 'reviewed'"
         if after is not None:
-            rows = self._query(base + " AND relpath > ? ORDER BY relpath LIMIT 1", (after,))
-            if rows:
-                return _record(rows[0])
-        rows = self._query(base + " ORDER BY relpath LIMIT 1")
-        return _record(rows[0]) if rows else None
+            records = self._records(base + " AND relpath > ? ORDER BY relpath LIMIT 1", (after,))
+            if records:
+                return records[0]
+        records = self._records(base + " ORDER BY relpath LIMIT 1")
+        return records[0] if records else None
 
     def review_queue(self) -> list[ImageRecord]:
         """Images whose proposal nobody has checked yet (status ``proposed``), least confident
         first (by ``mean_confidence``; unknown confidence last), then by path."""
-        return [
-            _record(row)
-            for row in self._query(
-                f"SELECT {_IMAGE_COLUMNS} FROM images WHERE missing = 0 AND status = 'proposed' "
-                "AND has_proposal = 1 ORDER BY mean_confidence IS NULL, mean_confidence, relpath"
-            )
-        ]
+        return self._records(
+            f"SELECT {_IMAGE_COLUMNS} FROM images WHERE missing = 0 AND status = 'proposed' "
+            "AND has_proposal = 1 ORDER BY mean_confidence IS NULL, mean_confidence, relpath"
+        )
 
     # ----------------------------------------------------------------------------- classes
 
@@ -568,13 +637,15 @@ class Project:
         """The stored model proposal (same convention as :meth:`load_labels`), or ``None``."""
         return self._load_map(PROPOSALS, relpath)
 
-    def _validated(self, relpath: str, label_map: np.ndarray) -> np.ndarray:
+    def _validated(self, relpath: str, label_map: np.ndarray) -> tuple[np.ndarray, str | None]:
+        """The map in storage form, and the content hash to store with it (see
+        :meth:`_missing_hash`)."""
         record = self.get_image(relpath)
         label_map = np.asarray(label_map)
         if label_map.dtype.kind not in "iu":
             raise ProjectError(f"Label maps hold integer class ids, not {label_map.dtype}.")
         _check_shape(label_map, record, relpath)
-        return self._normalize_ids(label_map)
+        return self._normalize_ids(label_map), self._missing_hash(record)
 
     def _normalize_ids(self, label_map: np.ndarray) -> np.ndarray:
         unlabeled_in = UNLABELED_U8 if label_map.dtype == np.uint8 else UNLABELED_U16
@@ -597,13 +668,14 @@ class Project:
         if status not in ("edited", "reviewed"):
             raise ProjectError(f"Saved labels have status 'edited' or 'reviewed', not {status!r}.")
         self._require_writable()
-        stored = self._validated(relpath, label_map)
+        stored, digest = self._validated(relpath, label_map)
         write_label_file(self._map_path(LABELS, relpath), stored)
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE images SET has_labels = 1, status = ?, updated_at = ? WHERE relpath = ?",
                 (status, time.time(), relpath),
             )
+            _store_hash(conn, relpath, digest)
 
     def delete_labels(self, relpath: str) -> None:
         """Remove an image's human labels (status falls back to ``proposed`` or ``new``)."""
@@ -623,7 +695,7 @@ class Project:
         """Store a model proposal (class ids, as :meth:`save_labels`). A ``new`` image becomes
         ``proposed``; images a person edited or reviewed keep their status and labels."""
         self._require_writable()
-        stored = self._validated(relpath, label_map)
+        stored, digest = self._validated(relpath, label_map)
         write_label_file(self._map_path(PROPOSALS, relpath), stored)
         confidence = None if mean_confidence is None else float(mean_confidence)
         with self._transaction() as conn:
@@ -632,6 +704,7 @@ class Project:
                 "status = CASE status WHEN 'new' THEN 'proposed' ELSE status END WHERE relpath = ?",
                 (confidence, time.time(), relpath),
             )  # fmt: skip
+            _store_hash(conn, relpath, digest)
 
     def accept_proposal(self, relpath: str, status: str = "reviewed") -> np.ndarray:
         """Copy the proposal into the human labels (a person accepted it) and return it."""
@@ -679,6 +752,14 @@ class Project:
         text = json.dumps(value)
         with self._transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, text))
+
+
+def _store_hash(conn: Any, relpath: str, digest: str | None) -> None:
+    if digest:
+        conn.execute(
+            "UPDATE images SET content_hash = ? WHERE relpath = ? AND content_hash = ''",
+            (digest, relpath),
+        )
 
 
 def _clean_synonyms(synonyms: Iterable[str]) -> list[str]:

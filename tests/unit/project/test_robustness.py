@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from annotator.errors import ProjectError, ProjectLockedError
+from annotator.errors import JobCancelled, ProjectError, ProjectLockedError
+from annotator.progress import run_job
 from annotator.project import UNLABELED_U8, Project, _scan
 
 _CHILD = textwrap.dedent(
@@ -157,17 +159,164 @@ def test_removed_images_keep_labels_until_they_return(folder: Path) -> None:
         assert project.load_labels("a.png")[0, 0] == road.id
 
 
-def test_reopening_does_not_rehash_unchanged_files(
+def _record_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
+    """(hashed, headers read): file names the scan reads, recorded from now on."""
+    hashed: list[str] = []
+    headers: list[str] = []
+    hash_file, read_size = _scan.hash_file, _scan.read_image_size
+    monkeypatch.setattr(
+        _scan, "hash_file", lambda path: hashed.append(Path(path).name) or hash_file(path)
+    )
+    monkeypatch.setattr(
+        _scan, "read_image_size", lambda path: headers.append(Path(path).name) or read_size(path)
+    )
+    return hashed, headers
+
+
+def test_opening_reads_no_file_unless_a_rename_is_possible(
     folder: Path, monkeypatch: pytest.MonkeyPatch, make_image
 ) -> None:
-    Project.open(folder).close()
-    hashed: list[Path] = []
-    original = _scan.hash_file
-    monkeypatch.setattr(_scan, "hash_file", lambda path: hashed.append(path) or original(path))
+    hashed, headers = _record_reads(monkeypatch)
+    with Project.open(folder) as project:
+        assert [r.relpath for r in project.list_images()] == ["a.png", "b.jpg", "sub/c.png"]
+    assert (hashed, headers) == ([], [])  # a first open is one directory walk
     make_image(folder / "new.png", seed=9)
     with Project.open(folder) as project:
         assert len(project.list_images()) == 4
-    assert hashed == [folder / "new.png"]
+        project.save_labels("a.png", np.full((24, 32), UNLABELED_U8, np.uint8))
+    assert hashed == ["a.png"]  # labelled: hashed so that its labels can follow a rename
+    hashed.clear()
+    os.rename(folder / "a.png", folder / "renamed.png")
+    make_image(folder / "bigger.png", width=64, seed=10)
+    with Project.open(folder) as project:
+        assert project.get_image("renamed.png").has_labels
+        assert "a.png" not in [r.relpath for r in project.list_images(include_missing=True)]
+    assert hashed == ["renamed.png"]  # the only new file as large as the vanished a.png
+
+
+def test_a_renamed_file_that_was_never_labelled_is_not_hashed(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Project.open(folder).close()
+    os.rename(folder / "a.png", folder / "renamed.png")
+    hashed, _ = _record_reads(monkeypatch)
+    with Project.open(folder) as project:
+        assert project.get_image("renamed.png").status == "new"
+    assert hashed == []  # nothing of a.png's was worth following
+
+
+def test_changed_files_are_read_only_if_they_carry_work(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, make_image
+) -> None:
+    with Project.open(folder) as project:
+        project.set_status("a.png", "reviewed")
+    make_image(folder / "a.png", width=40, seed=5)  # edited in another program
+    make_image(folder / "b.jpg", width=40, seed=6)
+    expected = _scan.hash_file(folder / "a.png")
+    hashed, _ = _record_reads(monkeypatch)
+    with Project.open(folder) as project:
+        assert project.get_image("b.jpg").size == (40, 24)
+        assert project.get_image("a.png").content_hash == expected
+    assert hashed == ["a.png"]
+    os.rename(folder / "a.png", folder / "moved.png")
+    with Project.open(folder) as project:
+        assert project.get_image("moved.png").status == "reviewed"
+
+
+@pytest.mark.parametrize("action", ["labels", "proposal", "status"])
+def test_work_on_an_image_stores_its_content_hash(folder: Path, action: str) -> None:
+    with Project.open(folder) as project:
+        assert project.list_images()[0].content_hash == ""
+        labels = np.full((24, 32), UNLABELED_U8, np.uint8)
+        if action == "labels":
+            project.save_labels("a.png", labels)
+        elif action == "proposal":
+            project.save_proposal("a.png", labels, 0.5)
+        else:
+            project.set_status("a.png", "reviewed")
+        assert project.get_image("a.png").content_hash == _scan.hash_file(folder / "a.png")
+    os.rename(folder / "a.png", folder / "moved.png")
+    with Project.open(folder) as project:
+        record = project.get_image("moved.png")
+    assert record.status == {"labels": "edited", "proposal": "proposed"}.get(action, "reviewed")
+
+
+def test_sizes_are_read_on_demand_and_stored(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Project.open(folder) as project:
+        records = project.list_images()
+        assert all(r.known_size is None for r in records)
+        _, headers = _record_reads(monkeypatch)
+        assert (records[0].width, records[0].height) == (32, 24)
+        assert project.image_size("a.png") == (32, 24)
+        assert project.list_images()[0].known_size == (32, 24)
+        assert headers == ["a.png"]  # read once, then stored
+        late = project.list_images()[1]
+    assert late.size == (32, 24)  # a record still knows how to get its size after close
+
+
+def test_a_size_read_while_the_file_was_away_is_read_again(folder: Path) -> None:
+    away = folder.parent / "a.png"
+    with Project.open(folder) as project:
+        os.rename(folder / "a.png", away)  # behind the open project's back
+        assert project.image_size("a.png") == (0, 0)
+        assert "does not exist" in project.get_image("a.png").error
+    Project.open(folder).close()  # a.png is now missing
+    os.rename(away, folder / "a.png")
+    with Project.open(folder) as project:
+        record = project.get_image("a.png")
+    assert (record.size, record.error) == ((32, 24), None)
+
+
+def test_the_size_job_flags_unreadable_files_in_the_list(folder: Path) -> None:
+    (folder / "broken.png").write_bytes(b"not a png at all")
+    with Project.open(folder) as project:
+        assert project.list_images()[1].error is None  # not read yet
+        assert run_job(project.read_image_sizes()) == 4
+        records = {r.relpath: r for r in project.list_images()}
+        assert run_job(project.read_image_sizes()) == 0
+    assert records["broken.png"].error is not None and records["broken.png"].size == (0, 0)
+    assert records["sub/c.png"].known_size == (32, 24) and records["sub/c.png"].error is None
+
+
+def test_the_size_job_can_be_stopped(folder: Path) -> None:
+    with Project.open(folder) as project:
+        with pytest.raises(JobCancelled, match="read on demand"):
+            run_job(project.read_image_sizes(should_stop=lambda: True))
+        assert project.list_images()[0].known_size is None
+        assert project.list_images()[0].size == (32, 24)
+
+
+def test_a_schema_1_project_is_migrated_with_its_sizes(folder: Path, make_image) -> None:
+    with Project.open(folder) as project:
+        project.save_labels("a.png", np.full((24, 32), UNLABELED_U8, np.uint8))
+    db = sqlite3.connect(folder / ".annotator" / "project.db")
+    with db:  # rebuild the images table as schema 1 had it: sizes NOT NULL
+        db.execute("ALTER TABLE images RENAME TO old")
+        db.execute(_SCHEMA_1_IMAGES)
+        db.execute("INSERT INTO images SELECT * FROM old WHERE relpath = 'a.png'")
+        db.execute("DROP TABLE old")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    db.close()
+    with Project.open(folder) as project:
+        record = project.get_image("a.png")
+        assert record.known_size == (32, 24) and record.has_labels
+        assert project.list_images()[1].known_size is None  # b.jpg: new, not read yet
+        assert project.list_images()[1].size == (32, 24)
+        version = project._query("SELECT value FROM meta WHERE key = 'schema_version'")[0][0]
+    assert version == "2"
+
+
+_SCHEMA_1_IMAGES = """
+CREATE TABLE images (
+    id INTEGER PRIMARY KEY, relpath TEXT NOT NULL UNIQUE,
+    width INTEGER NOT NULL DEFAULT 0, height INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL DEFAULT 0, mtime_ns INTEGER NOT NULL DEFAULT 0,
+    content_hash TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'new', error TEXT,
+    mean_confidence REAL, has_labels INTEGER NOT NULL DEFAULT 0,
+    has_proposal INTEGER NOT NULL DEFAULT 0, missing INTEGER NOT NULL DEFAULT 0,
+    added_at REAL NOT NULL, updated_at REAL NOT NULL
+)
+"""
 
 
 def test_scanning_never_decodes_pixels(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
