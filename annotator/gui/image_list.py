@@ -102,10 +102,8 @@ class ImageListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self._icon(record.relpath)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (
-                record.error
-                or f"{record.relpath}\n{record.width} x {record.height}, {record.status}"
-            )
+            size = f"{record.width} x {record.height}" if record.width else "size not read yet"
+            return record.error or f"{record.relpath}\n{size}, {record.status}"
         if role == Qt.ItemDataRole.ForegroundRole and record.error:
             return QColor(220, 70, 60)
         if role == Qt.ItemDataRole.UserRole:

@@ -211,8 +211,14 @@ class Workspace(QObject):
     def _load_failed(self, relpath: str, message: str, details: str) -> None:
         self.loader.forget_failed(relpath)
         self._records_timer.start()
-        if relpath == self.wanted:
-            self.notify.emit(message, details)
+        if relpath != self.wanted:
+            return
+        self.notify.emit(message, details)
+        if self.current is None and relpath in self.order:
+            # Nothing on screen yet (a folder was just opened): show the next image instead.
+            following = self.order[self.order.index(relpath) + 1 :]
+            if following:
+                self.open_image(following[0])
 
     def _show(self, bundle: ImageBundle) -> None:
         self.current = bundle
