@@ -79,6 +79,13 @@ def full_resolution_labels(
 
     Below ``background_threshold`` a pixel gets label ``C`` (the background index).
     """
+    if tuple(probabilities.shape[1:]) == tuple(size):  # no resize: skip the interpolation
+        best, index = probabilities.max(dim=0)
+        channels = probabilities.shape[0]
+        if background_threshold is not None:
+            index.masked_fill_(best < background_threshold, channels)
+        dtype = label_dtype(channels + (background_threshold is not None))
+        return index.cpu().numpy().astype(dtype), best.cpu().numpy().astype(np.float32)
     if size[0] * size[1] > MAX_EXACT_PIXELS:
         return _via_intermediate(probabilities, size, background_threshold, band_bytes)
     height, width = size

@@ -34,6 +34,8 @@ def test_background_and_label_width() -> None:
     probs = torch.tensor([[[0.9, 0.4]], [[0.1, 0.6]]])
     labels, _ = full_resolution_labels(probs, (1, 2), 0.7)
     assert labels.tolist() == [[0, 2]]
+    labels, _ = full_resolution_labels(probs, (2, 4), 0.7)
+    assert labels.tolist() == [[0, 0, 2, 2], [0, 0, 2, 2]]  # interpolated 0.525 / 0.6 < 0.7
     assert label_dtype(256) == np.uint8 and label_dtype(257) == np.uint16
     many = torch.zeros(300, 2, 2)
     many[299] = 1.0

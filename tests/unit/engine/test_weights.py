@@ -141,3 +141,20 @@ def test_wrong_architecture_file_raises_weights_error(tmp_path: Path) -> None:
 def test_missing_file_is_reported() -> None:
     with pytest.raises(WeightsUnavailableError, match="does not exist"):
         create_segmenter(EngineConfig(model=TINY_MODEL, pretrained="/no/such/weights.pt"))
+
+
+@pytest.mark.network
+def test_download_and_label_with_real_weights(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Needs internet: downloads ViT-B-32 OpenAI weights (~350 MB) into a fresh cache."""
+    monkeypatch.setenv("ANNOTATOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    seen: list[int] = []
+    config = EngineConfig(model="ViT-B-32", pretrained="openai", short_side=224)
+    segmenter = create_segmenter(config, progress=lambda step: seen.append(step.done))
+    assert seen and not partial_downloads()
+    image = np.zeros((224, 448, 3), np.uint8)
+    image[:, :224] = (40, 160, 40)  # green left half
+    image[:, 224:] = (90, 150, 235)  # sky-blue right half
+    segmenter.set_image(image)
+    labels = segmenter.predict(["grass", "sky"]).label_map
+    assert (labels[:, :200] == 0).mean() > 0.8 and (labels[:, 248:] == 1).mean() > 0.8
