@@ -1,8 +1,8 @@
 """Reconcile the image table with the folder on open, by (size, mtime) and content hash.
 
-Opening reads no image file: the walk's ``stat`` gives size and mtime, and a new file is stored
-with its header size unknown (read on demand, see ``Project.image_size``) and no hash. Files are
-hashed only where a hash decides something: a new file whose size equals that of a vanished,
+Planning reads no new image file: the walk's ``stat`` gives size and mtime, and a new file is
+stored with its header size unknown (read on demand, see ``Project.image_size``) and no hash.
+Files are hashed only where a hash decides something: a new file whose size equals that of a vanished,
 hashed image may be that image renamed or moved; if the hashes match, its labels follow it.
 Unchanged files (same size and mtime) are never read; a changed file is hashed and its header
 read again (never its pixels). Unmatched vanished images are kept as *missing* with their

@@ -57,6 +57,9 @@ _IMAGE_COLUMNS = (
     "has_labels, has_proposal"
 )
 _SIZE_BATCH = 256
+#: Unknown header sizes read at open: the first rows in path order, i.e. what a list view shows
+#: first and where a viewer starts, so an unreadable one is marked before anyone picks it (ms).
+_HEADERS_AT_OPEN = 64
 
 
 def _class_info(row: Any) -> ClassInfo:
@@ -209,8 +212,9 @@ class Project:
         """Re-scan the folder: add new images, follow renamed ones by content hash, mark vanished.
 
         One directory walk with a ``stat`` per file. Files whose size and modification time are
-        unchanged are not read; new files are not read either (their header size is read on
-        demand) unless one may be a vanished image renamed, i.e. has the size of one.
+        unchanged are not read; new files are not hashed unless one may be a vanished image
+        renamed (has the size of one), and their header size is read on demand, except for the
+        first few in path order.
         """
         self._require_writable()
         skip = frozenset({self.sidecar})
@@ -225,6 +229,12 @@ class Project:
                 move_atomic(self._map_path(kind, old), self._map_path(kind, fact.relpath))
         self._apply_plan(plan)
         self._sync_map_flags()
+        first = self._query(
+            "SELECT relpath FROM images WHERE width IS NULL AND missing = 0 ORDER BY relpath "
+            "LIMIT ?",
+            (_HEADERS_AT_OPEN,),
+        )
+        self._read_sizes([r[0] for r in first])
 
     def _apply_plan(self, plan: _scan.ReconcilePlan) -> None:
         now = time.time()
@@ -361,11 +371,15 @@ class Project:
             if should_stop():
                 raise JobCancelled("Reading image sizes stopped; the rest is read on demand.")
             batch = todo[start : start + _SIZE_BATCH]
-            self._store_sizes(
-                [(*_scan.read_header(self.image_path(relpath)), relpath) for relpath in batch]
-            )
+            self._read_sizes(batch)
             yield Progress(start + len(batch), len(todo), "reading image sizes")
         return len(todo)
+
+    def _read_sizes(self, relpaths: list[str]) -> None:
+        if relpaths:
+            self._store_sizes(
+                [(*_scan.read_header(self.image_path(relpath)), relpath) for relpath in relpaths]
+            )
 
     def image_path(self, relpath: str) -> Path:
         """Absolute path of an image file."""

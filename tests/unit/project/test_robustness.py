@@ -16,7 +16,7 @@ import pytest
 
 from annotator.errors import JobCancelled, ProjectError, ProjectLockedError
 from annotator.progress import run_job
-from annotator.project import UNLABELED_U8, Project, _scan
+from annotator.project import UNLABELED_U8, Project, _scan, store
 
 _CHILD = textwrap.dedent(
     """
@@ -173,16 +173,27 @@ def _record_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]
     return hashed, headers
 
 
+@pytest.fixture
+def lazy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No header read at open, as for the images of a large folder beyond the first few."""
+    monkeypatch.setattr(store, "_HEADERS_AT_OPEN", 0)
+
+
 def test_opening_reads_no_file_unless_a_rename_is_possible(
     folder: Path, monkeypatch: pytest.MonkeyPatch, make_image
 ) -> None:
+    for index in range(70):
+        make_image(folder / f"z{index:02d}.png", seed=100 + index)
     hashed, headers = _record_reads(monkeypatch)
     with Project.open(folder) as project:
-        assert [r.relpath for r in project.list_images()] == ["a.png", "b.jpg", "sub/c.png"]
-    assert (hashed, headers) == ([], [])  # a first open is one directory walk
+        records = project.list_images()
+    # a first open is one directory walk, plus the headers of the first rows in path order
+    first = ["a.png", "b.jpg", "c.png"] + [f"z{index:02d}.png" for index in range(61)]
+    assert (hashed, headers) == ([], first)
+    assert records[63].known_size == (32, 24) and records[64].known_size is None
     make_image(folder / "new.png", seed=9)
     with Project.open(folder) as project:
-        assert len(project.list_images()) == 4
+        assert len(project.list_images()) == 74
         project.save_labels("a.png", np.full((24, 32), UNLABELED_U8, np.uint8))
     assert hashed == ["a.png"]  # labelled: hashed so that its labels can follow a rename
     hashed.clear()
@@ -241,7 +252,9 @@ def test_work_on_an_image_stores_its_content_hash(folder: Path, action: str) -> 
     assert record.status == {"labels": "edited", "proposal": "proposed"}.get(action, "reviewed")
 
 
-def test_sizes_are_read_on_demand_and_stored(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sizes_are_read_on_demand_and_stored(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, lazy: None
+) -> None:
     with Project.open(folder) as project:
         records = project.list_images()
         assert all(r.known_size is None for r in records)
@@ -254,7 +267,7 @@ def test_sizes_are_read_on_demand_and_stored(folder: Path, monkeypatch: pytest.M
     assert late.size == (32, 24)  # a record still knows how to get its size after close
 
 
-def test_a_size_read_while_the_file_was_away_is_read_again(folder: Path) -> None:
+def test_a_size_read_while_the_file_was_away_is_read_again(folder: Path, lazy: None) -> None:
     away = folder.parent / "a.png"
     with Project.open(folder) as project:
         os.rename(folder / "a.png", away)  # behind the open project's back
@@ -267,7 +280,7 @@ def test_a_size_read_while_the_file_was_away_is_read_again(folder: Path) -> None
     assert (record.size, record.error) == ((32, 24), None)
 
 
-def test_the_size_job_flags_unreadable_files_in_the_list(folder: Path) -> None:
+def test_the_size_job_flags_unreadable_files_in_the_list(folder: Path, lazy: None) -> None:
     (folder / "broken.png").write_bytes(b"not a png at all")
     with Project.open(folder) as project:
         assert project.list_images()[1].error is None  # not read yet
@@ -278,7 +291,7 @@ def test_the_size_job_flags_unreadable_files_in_the_list(folder: Path) -> None:
     assert records["sub/c.png"].known_size == (32, 24) and records["sub/c.png"].error is None
 
 
-def test_the_size_job_can_be_stopped(folder: Path) -> None:
+def test_the_size_job_can_be_stopped(folder: Path, lazy: None) -> None:
     with Project.open(folder) as project:
         with pytest.raises(JobCancelled, match="read on demand"):
             run_job(project.read_image_sizes(should_stop=lambda: True))
@@ -286,7 +299,7 @@ def test_the_size_job_can_be_stopped(folder: Path) -> None:
         assert project.list_images()[0].size == (32, 24)
 
 
-def test_a_schema_1_project_is_migrated_with_its_sizes(folder: Path, make_image) -> None:
+def test_a_schema_1_project_is_migrated_with_its_sizes(folder: Path, lazy: None) -> None:
     with Project.open(folder) as project:
         project.save_labels("a.png", np.full((24, 32), UNLABELED_U8, np.uint8))
     db = sqlite3.connect(folder / ".annotator" / "project.db")
@@ -358,8 +371,8 @@ def test_a_damaged_label_file_is_quarantined_and_reported(folder: Path) -> None:
 def test_unreadable_images_are_listed_with_their_error(folder: Path) -> None:
     (folder / "broken.png").write_bytes(b"not a png at all")
     with Project.open(folder) as project:
-        record = project.get_image("broken.png")
-        assert record.error is not None and "broken.png" in record.error
+        (record,) = [r for r in project.list_images() if r.relpath == "broken.png"]
+        assert record.error is not None and "broken.png" in record.error  # marked at open
         from annotator.errors import ImageReadError
 
         with pytest.raises(ImageReadError, match="not an image file"):
