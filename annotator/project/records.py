@@ -20,8 +20,8 @@ class ImageRecord:
     """One image of the project. ``relpath`` is POSIX, relative to the project root.
 
     ``width``/``height`` are display sizes (EXIF orientation applied; 0 when the header is
-    unreadable, then ``error`` says why). Opening a folder reads no image file, so a record from
-    :meth:`Project.list_images` may not know them yet (``known_size`` is ``None``): the first
+    unreadable, then ``error`` says why). Opening a folder reads the headers of only the first
+    few images, so a record from :meth:`Project.list_images` may not know them yet (``known_size`` is ``None``): the first
     access to ``width``/``height``/``size`` then reads the file's header (never its pixels) and
     the project stores it. ``content_hash`` is ``''`` until the store needs it (labels, a
     proposal or a status saved; a possible rename). ``has_labels``: human labels are stored;
