@@ -57,6 +57,8 @@ class LabelDocument:
         self.unlabeled = unlabeled_value(labels.dtype)
         self.max_bytes = max_bytes
         self.revision = 0
+        #: True while a long edit (a banded accept) is open: tools and undo must wait.
+        self.busy = False
         self._undo: list[Edit] = []
         self._redo: list[Edit] = []
         self._open: Edit | None = None

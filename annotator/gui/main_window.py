@@ -371,13 +371,13 @@ class MainWindow(QMainWindow):
 
     def undo(self) -> None:
         doc = self.canvas.document
-        if doc is not None and doc.undo() is not None:
+        if doc is not None and not doc.busy and doc.undo() is not None:
             self.workspace.edited()
         self._update_undo_actions()
 
     def redo(self) -> None:
         doc = self.canvas.document
-        if doc is not None and doc.redo() is not None:
+        if doc is not None and not doc.busy and doc.redo() is not None:
             self.workspace.edited()
         self._update_undo_actions()
 

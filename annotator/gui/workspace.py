@@ -31,7 +31,52 @@ from annotator.gui.loader import ImageBundle, ImageLoader
 
 AUTOSAVE_DELAY_MS = 250
 KEPT_PROPOSALS = 8
+#: Accept a proposal in one go up to this many pixels; larger maps go band by band.
+ACCEPT_SYNC_PIXELS = 16_000_000
+ACCEPT_BAND_ROWS = 256
 PREFETCH_DELAY_MS = 150
+
+
+class BandedAccept(QObject):
+    """Accepting a proposal as one undoable edit, ``ACCEPT_BAND_ROWS`` rows per event-loop turn."""
+
+    finished = Signal(bool)  # whether anything changed
+
+    def __init__(self, document: Any, proposal: np.ndarray, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.document, self.proposal, self.row = document, proposal, 0
+        self._timer = QTimer(self, interval=0)
+        self._timer.timeout.connect(self._step)
+        document.begin("Accept proposal")
+        document.busy = True
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def _band(self) -> None:
+        doc, height = self.document, self.document.shape[0]
+        y1 = min(height, self.row + ACCEPT_BAND_ROWS)
+        labels, proposal = doc.labels[self.row : y1], self.proposal[self.row : y1]
+        mask = (labels == doc.unlabeled) & (proposal != doc.unlabeled)
+        doc.write(Rect(0, self.row, doc.shape[1], y1), mask, proposal)
+        self.row = y1
+
+    def _step(self) -> None:
+        self._band()
+        if self.row >= self.document.shape[0]:
+            self.finish()
+
+    def finish(self) -> bool:
+        """Do the remaining bands now; close the edit; report whether it changed anything."""
+        self._timer.stop()
+        while self.row < self.document.shape[0]:
+            self._band()
+        if not self.document.busy:
+            return False  # already finished
+        self.document.busy = False
+        changed = self.document.end() is not None
+        self.finished.emit(changed)
+        return changed
 
 
 class Workspace(QObject):
@@ -58,6 +103,7 @@ class Workspace(QObject):
         self._next_id = 0
         self._latest_id = 0
         self._dropped: set[int] = set()
+        self._accepting: BandedAccept | None = None
         self._proposals: OrderedDict[str, ProposalResult] = OrderedDict()
         self._saving = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annotator-save")
         self._dirty = False
@@ -184,6 +230,7 @@ class Workspace(QObject):
     def open_image(self, relpath: str) -> None:
         if self.project is None or (self.current is not None and self.current.relpath == relpath):
             return
+        self.finish_accepting()
         self.save_now()
         self.wanted = relpath
         bundle = self.loader.cached(relpath)
@@ -302,18 +349,36 @@ class Workspace(QObject):
             self.proposal_shown.emit(result.relpath, time.perf_counter() - result.submitted)
 
     def accept_proposal(self) -> bool:
-        """Copy the proposal into every unlabeled pixel (human labels win); one undo step."""
+        """Copy the proposal into every unlabeled pixel (human labels win); one undo step.
+
+        Large images are done band by band between events, so the window never freezes; the
+        canvas refuses edits until it is done. Returns whether anything changed (or started).
+        """
         bundle = self.current
         if bundle is None or bundle.proposal is None:
             self.message.emit("There is no proposal to accept.")
             return False
-        doc = bundle.document
-        mask = (doc.labels == doc.unlabeled) & (bundle.proposal != doc.unlabeled)
-        height, width = doc.shape
-        changed = doc.apply("Accept proposal", Rect(0, 0, width, height), mask, bundle.proposal)
+        if self._accepting is not None:
+            return False
+        job = BandedAccept(bundle.document, bundle.proposal, self)
+        if bundle.document.labels.size <= ACCEPT_SYNC_PIXELS:
+            return self._accepted(job.finish())
+        self._accepting = job
+        job.finished.connect(self._accepted)
+        job.start()
+        self.message.emit("Accepting the proposal…")
+        return True
+
+    def _accepted(self, changed: bool) -> bool:
+        self._accepting = None
         if changed:
             self.edited()
         return changed
+
+    def finish_accepting(self) -> None:
+        """Complete a running banded accept now (before saving or switching images)."""
+        if self._accepting is not None:
+            self._accepting.finish()
 
     def propose_all(self) -> bool:
         if self.project is None or not self.can_propose:
@@ -384,6 +449,9 @@ class Workspace(QObject):
     def save_now(self, status: str = "edited") -> None:
         """Write the shown image's labels now (in the save thread) if they changed."""
         self._save_timer.stop()
+        if self._accepting is not None:
+            self._save_timer.start()  # save once the accept is complete
+            return
         bundle = self.current
         if bundle is None or self.project is None or (not self._dirty and status == "edited"):
             return

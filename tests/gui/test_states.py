@@ -269,3 +269,32 @@ def test_import_masks_through_the_dialog(
     labels = window.workspace.current.document.labels
     assert labels[5, 5] == ids["sky"] and labels[90, 5] == ids["grass"] and labels[50, 5] == 255
     window.close()
+
+
+def test_large_accept_runs_in_bands_without_blocking(
+    qtbot, image_folder: Path, planted, monkeypatch
+) -> None:
+    from annotator.gui import workspace as workspace_module
+
+    monkeypatch.setattr(workspace_module, "ACCEPT_SYNC_PIXELS", 1000)  # treat 128 x 96 as large
+    monkeypatch.setattr(workspace_module, "ACCEPT_BAND_ROWS", 8)
+    window = open_window(qtbot, image_folder)
+    add_class(window, "sky")
+    add_class(window, "grass")
+    ws = window.workspace
+    qtbot.waitUntil(
+        lambda: ws.current.proposal is not None and ws.current.proposal[90, 120] != 255,
+        timeout=TIMEOUT,
+    )
+    doc = ws.current.document
+    assert ws.accept_proposal()
+    assert doc.busy and (doc.labels[90:] == doc.unlabeled).all()  # not done yet: bands follow
+    window.set_tool("brush")
+    window.classes.select(class_ids(window)["sky"])
+    click(qtbot, window, 5.5, 90.5)  # refused while accepting (sky here would differ)
+    qtbot.waitUntil(lambda: not doc.busy, timeout=TIMEOUT)
+    assert np.array_equal(doc.labels, ws.current.proposal)
+    assert doc.undo_name == "Accept proposal"
+    window.undo()
+    assert (doc.labels == doc.unlabeled).all()  # one step undoes every band
+    window.close()

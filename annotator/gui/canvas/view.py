@@ -270,6 +270,9 @@ class CanvasView(QGraphicsView):
 
     def _safely(self, action: Callable[..., object], *args: object) -> object:
         """Run a tool step; an unexpected error becomes a notice instead of closing the app."""
+        if self.document is not None and self.document.busy:
+            self.message.emit("One moment: the proposal is still being accepted.")
+            return None
         try:
             return action(*args)
         except Exception as error:  # noqa: BLE001
