@@ -16,10 +16,8 @@ from annotator.cli._engine_flags import add_engine_arguments, engine_config_from
 NAME = "train"
 HELP = "retrain on the project's reviewed labels; print held-out mIoU/hIoU before and after"
 ENGINE_SETTING = "engine"
-_ENGINE_KEYS = (
-    "model", "pretrained", "head", "precision", "threads", "short_side", "window", "stride",
-    "background_threshold", "refine",
-)  # fmt: skip
+#: Engine flags not remembered: they describe this machine or this run, not the model.
+_NOT_REMEMBERED = frozenset({"device", "threads", "no_download"})
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +45,7 @@ def _engine_defaults() -> dict[str, Any]:
 def resolve_engine_args(args: argparse.Namespace, remembered: dict[str, Any] | None) -> dict:
     """Engine flags: those given on the command line, else the project's remembered ones."""
     defaults = _engine_defaults()
-    chosen = {key: getattr(args, key) for key in _ENGINE_KEYS}
+    chosen = {key: getattr(args, key) for key in defaults if key not in _NOT_REMEMBERED}
     for key, value in (remembered or {}).items():
         if key in chosen and chosen[key] == defaults.get(key):
             chosen[key] = value
