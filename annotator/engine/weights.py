@@ -285,7 +285,7 @@ def looks_like_path(pretrained: str) -> bool:
         os.sep in pretrained
         or "/" in pretrained
         or pretrained.lower().endswith(WEIGHT_SUFFIXES)
-        or Path(pretrained).exists()
+        or Path(pretrained).is_file()
     )
 
 
