@@ -103,16 +103,28 @@ class LabelDocument:
         np.copyto(target, source, where=mask, casting="unsafe")
         self._notify(rect)
 
+    def settle(self, above_row: int) -> None:
+        """Turn the captured tiles lying wholly above ``above_row`` into patches now (a long edit
+        that moves down the map will not touch them again), spreading :meth:`end`'s work."""
+        if self._open is None:
+            return
+        for key in [k for k in self._before if (k[0] + 1) * TILE <= above_row]:
+            self._settle_tile(self._open, key)
+
+    def _settle_tile(self, edit: Edit, key: tuple[int, int]) -> None:
+        before = self._before.pop(key)
+        rect = self._tile_rect(key[1], key[0])
+        after = self.labels[rect.slices]
+        if not np.array_equal(before, after):
+            edit.patches.append(_Patch(rect, before, after.copy()))
+
     def end(self) -> Edit | None:
         """Close the open edit; push it on the undo stack if it changed anything."""
         edit, self._open = self._open, None
         if edit is None:
             return None
-        for (ty, tx), before in self._before.items():
-            rect = self._tile_rect(tx, ty)
-            after = self.labels[rect.slices]
-            if not np.array_equal(before, after):
-                edit.patches.append(_Patch(rect, before, after.copy()))
+        for key in list(self._before):
+            self._settle_tile(edit, key)
         self._before = {}
         if not edit.patches:
             return None

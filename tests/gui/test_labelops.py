@@ -126,3 +126,18 @@ def test_undo_of_an_edit_starting_inside_a_tile() -> None:
     assert doc.undo_bytes == 2 * 2 * TILE * TILE  # tiles (1, 1) and (2, 2), before and after
     doc.undo()
     assert np.array_equal(doc.labels, before)
+
+
+def test_settled_tiles_undo_like_the_rest() -> None:
+    doc = LabelDocument(empty_labels(3 * TILE, 2 * TILE))
+    doc.begin("Accept")
+    for band in range(3):
+        rect = Rect(0, band * TILE, 2 * TILE, (band + 1) * TILE)
+        doc.write(rect, np.ones((TILE, 2 * TILE), bool), band)
+        doc.settle(rect.y1)
+    edit = doc.end()
+    assert edit is not None and len(edit.patches) == 6
+    doc.undo()
+    assert (doc.labels == doc.unlabeled).all()
+    doc.redo()
+    assert (doc.labels[2 * TILE :] == 2).all()
