@@ -230,8 +230,8 @@ class Project:
         self._apply_plan(plan)
         self._sync_map_flags()
         first = self._query(
-            "SELECT relpath FROM images WHERE width IS NULL AND missing = 0 ORDER BY relpath "
-            "LIMIT ?",
+            "SELECT relpath FROM (SELECT relpath, width FROM images WHERE missing = 0 "
+            "ORDER BY relpath LIMIT ?) WHERE width IS NULL",
             (_HEADERS_AT_OPEN,),
         )
         self._read_sizes([r[0] for r in first])

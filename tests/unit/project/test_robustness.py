@@ -191,6 +191,9 @@ def test_opening_reads_no_file_unless_a_rename_is_possible(
     first = ["a.png", "b.jpg", "c.png"] + [f"z{index:02d}.png" for index in range(61)]
     assert (hashed, headers) == ([], first)
     assert records[63].known_size == (32, 24) and records[64].known_size is None
+    headers.clear()
+    Project.open(folder).close()
+    assert headers == []  # re-opening an unchanged folder reads no file
     make_image(folder / "new.png", seed=9)
     with Project.open(folder) as project:
         assert len(project.list_images()) == 74
