@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from annotator.engine.config import EngineConfigError
 from annotator.engine.heads import HeadFn, get_head
 from annotator.engine.heads._attention import (
     add_mlp,
@@ -111,7 +112,7 @@ def _check_supported(visual: nn.Module) -> None:
     needed = ("conv1", "class_embedding", "positional_embedding", "transformer", "ln_post", "proj")
     missing = [name for name in needed if getattr(visual, name, None) is None]
     if missing or getattr(visual, "attn_pool", None) is not None:
-        raise ValueError(
+        raise EngineConfigError(
             f"The image tower {type(visual).__name__} is not a plain CLIP ViT "
             f"(missing {', '.join(missing) or 'nothing'}, attentional pooling "
             f"{getattr(visual, 'attn_pool', None) is not None}); dense heads need an open_clip "

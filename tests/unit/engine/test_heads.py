@@ -76,3 +76,10 @@ def test_positional_grid_interpolates_to_any_shape() -> None:
     resized = interpolate_grid_embedding(grid, (3, 7))
     assert resized.shape == (21, 1)
     assert resized[0, 0] < resized[-1, 0]  # keeps the top-left -> bottom-right order
+
+
+def test_non_vit_towers_are_refused_with_a_typed_error() -> None:
+    from annotator.engine import EngineConfig, create_segmenter
+
+    with pytest.raises(EngineConfigError, match="not a plain CLIP ViT"):
+        create_segmenter(EngineConfig(model="RN50", pretrained=None))
