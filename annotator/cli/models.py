@@ -19,7 +19,7 @@ HELP = "list, download and inspect the CLIP weights the zero-shot engine uses"
 def register(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="models and weight tags; which are downloaded")
-    listing.add_argument("--all", action="store_true", help="include non-ViT architectures")
+    listing.add_argument("--all", action="store_true", help="include models the heads cannot use")
     listing.add_argument("--present", action="store_true", help="only downloaded weights")
     listing.set_defaults(run=run_list)
     download = actions.add_parser("download", help="download NAME[:TAG] into the cache")
@@ -54,7 +54,7 @@ def run_list(args: argparse.Namespace) -> int:
 
     print(f"{'MODEL':<32} {'TAG':<36} PRESENT")
     for model, tag in weights.list_sources():
-        if not args.all and not model.startswith("ViT-"):
+        if not args.all and not weights.supports_dense_heads(model):
             continue
         found = weights.find_weights(weights.weights_source(model, tag))
         if args.present and found is None:

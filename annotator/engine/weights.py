@@ -77,6 +77,16 @@ def check_model_name(model: str) -> None:
         )
 
 
+def supports_dense_heads(model: str) -> bool:
+    """Whether ``model``'s image tower is a plain open_clip ViT (what the dense heads need)."""
+    import open_clip
+
+    register_model_configs()
+    vision = (open_clip.get_model_config(model) or {}).get("vision_cfg", {})
+    plain = isinstance(vision.get("layers"), int) and not vision.get("timm_model_name")
+    return plain and not vision.get("attentional_pool")
+
+
 @dataclass(frozen=True)
 class WeightsSource:
     """Where the weights of ``model`` tagged ``tag`` can be fetched from (open_clip's table)."""
