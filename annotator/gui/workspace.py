@@ -109,7 +109,7 @@ class Workspace(QObject):
         self._saving = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annotator-save")
         self._dirty = False
         self._save_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
-        self._save_timer.timeout.connect(self.save_now)
+        self._save_timer.timeout.connect(self._autosave)
         self._records_timer = QTimer(self, singleShot=True, interval=100)
         self._records_timer.timeout.connect(self.records_changed.emit)
         self._prefetch_timer = QTimer(self, singleShot=True, interval=PREFETCH_DELAY_MS)
@@ -447,12 +447,16 @@ class Workspace(QObject):
         self.autosave_state.emit("Unsaved changes")
         self._save_timer.start()
 
+    def _autosave(self) -> None:
+        if self._accepting is not None:
+            self._save_timer.start()  # a banded accept is running: save once it is complete
+            return
+        self.save_now()
+
     def save_now(self, status: str = "edited") -> None:
         """Write the shown image's labels now (in the save thread) if they changed."""
         self._save_timer.stop()
-        if self._accepting is not None:
-            self._save_timer.start()  # save once the accept is complete
-            return
+        self.finish_accepting()
         bundle = self.current
         if bundle is None or self.project is None or (not self._dirty and status == "edited"):
             return

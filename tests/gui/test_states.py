@@ -298,3 +298,26 @@ def test_large_accept_runs_in_bands_without_blocking(
     window.undo()
     assert (doc.labels == doc.unlabeled).all()  # one step undoes every band
     window.close()
+
+
+def test_closing_during_a_banded_accept_saves_it_complete(
+    qtbot, image_folder: Path, planted, monkeypatch
+) -> None:
+    from annotator.gui import workspace as workspace_module
+    from annotator.project import Project
+
+    monkeypatch.setattr(workspace_module, "ACCEPT_SYNC_PIXELS", 1000)
+    monkeypatch.setattr(workspace_module, "ACCEPT_BAND_ROWS", 8)
+    window = open_window(qtbot, image_folder)
+    add_class(window, "sky")
+    add_class(window, "grass")
+    ws = window.workspace
+    qtbot.waitUntil(
+        lambda: ws.current.proposal is not None and ws.current.proposal[90, 120] != 255,
+        timeout=TIMEOUT,
+    )
+    proposal, relpath = ws.current.proposal.copy(), ws.current.relpath
+    assert ws.accept_proposal() and ws.current.document.busy
+    window.close()
+    with Project.open(image_folder, read_only=True) as project:
+        assert np.array_equal(project.load_labels(relpath), proposal)
