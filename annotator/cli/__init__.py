@@ -46,7 +46,7 @@ def _is_subcommand_call(argv: Sequence[str]) -> bool:
     first = argv[0]
     if first in ("-h", "--help", "--version"):
         return True
-    return any(module.NAME == first for module in _subcommand_modules())
+    return any(first == module.NAME for module in _subcommand_modules())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
