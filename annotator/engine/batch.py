@@ -63,16 +63,27 @@ def save_label_png(path: Path, labels: np.ndarray, colours: list[tuple[int, int,
     image.save(path, optimize=False)
 
 
-def class_table(classes: Sequence[str], background: str | None) -> dict[str, dict]:
-    """``{"0": {"name": ..., "color": [r, g, b]}, ...}``; the background (if any) is black."""
-    colours = class_colours(len(classes))
-    table = {
-        str(i): {"name": n, "color": list(c)}
-        for i, (n, c) in enumerate(zip(classes, colours, strict=True))
-    }
+def class_table(classes: Sequence[str], background: str | None) -> dict:
+    """The ``classes.json`` document, in the same schema as ``annotator export --format masks``.
+
+    ``{"classes": [{"index", "name", "synonyms", "color"}], "unlabeled": 255}``, so a folder of
+    proposals imports with ``annotator import FOLDER --format masks OUT``. A class string
+    "tv; monitor" becomes name "tv" with synonyms ["monitor"]; the background class (if any) is
+    black and comes last.
+    """
+    colours = [list(c) for c in class_colours(len(classes))]
+    entries = [
+        _class_entry(i, text, colour)
+        for i, (text, colour) in enumerate(zip(classes, colours, strict=True))
+    ]
     if background is not None:
-        table[str(len(classes))] = {"name": background, "color": [0, 0, 0]}
-    return table
+        entries.append(_class_entry(len(classes), background, [0, 0, 0]))
+    return {"classes": entries, "unlabeled": 255}
+
+
+def _class_entry(index: int, text: str, colour: list[int]) -> dict:
+    name, *synonyms = [part.strip() for part in text.split(";") if part.strip()] or [text]
+    return {"index": index, "name": name, "synonyms": synonyms, "color": colour}
 
 
 def propose_files(
@@ -87,7 +98,7 @@ def propose_files(
     background = segmenter.config.background_name
     use_background = segmenter.config.background_threshold is not None
     table = class_table(classes, background if use_background else None)
-    colours = [tuple(entry["color"]) for entry in table.values()]
+    colours = [tuple(entry["color"]) for entry in table["classes"]]
     report, taken = ProposeReport(), set()
     for done, (path, relative) in enumerate(items):
         if should_stop():

@@ -50,8 +50,11 @@ def test_folder_with_a_corrupt_file(folder: Path, tmp_path: Path, monkeypatch, c
     assert not (out / "nested" / "broken.png").exists()
     table = json.loads((out / "classes.json").read_text())
     assert table == {
-        "0": {"name": "cat", "color": [128, 0, 0]},
-        "1": {"name": "grass", "color": [0, 128, 0]},
+        "classes": [
+            {"index": 0, "name": "cat", "synonyms": [], "color": [128, 0, 0]},
+            {"index": 1, "name": "grass", "synonyms": [], "color": [0, 128, 0]},
+        ],
+        "unlabeled": 255,
     }
     err = capsys.readouterr().err
     assert "broken.png" in err and "could not be read" in err
@@ -75,7 +78,12 @@ def test_real_tiny_model_end_to_end(folder: Path, tmp_path: Path) -> None:
     assert code == 0
     labels = np.asarray(Image.open(out / "a.png"))
     assert labels.shape == (90, 120) and labels.max() <= 2
-    assert json.loads((out / "classes.json").read_text())["2"]["name"] == "other"
+    classes = json.loads((out / "classes.json").read_text())["classes"]
+    assert [(c["name"], c["synonyms"]) for c in classes] == [
+        ("cat", []),
+        ("tv", ["monitor"]),
+        ("other", []),
+    ]
 
 
 def test_nothing_readable_is_an_error(tmp_path: Path, capsys) -> None:  # noqa: ANN001
@@ -92,3 +100,24 @@ def test_missing_weights_message_reaches_the_user(tmp_path: Path, capsys) -> Non
     code = main(["propose", str(image), "--classes", "cat", "--out", str(tmp_path / "o")])
     assert code == 1
     assert "annotator models download ViT-B-16:openai" in capsys.readouterr().err
+
+
+def test_proposals_import_as_human_labels(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """propose -> import --format masks: the proposals become the project's labels, pixel for pixel."""
+    from annotator.project import Project
+
+    monkeypatch.setattr(
+        segmenter_module, "create_segmenter", lambda config, **kw: create_planted_segmenter(PALETTE)
+    )
+    out = tmp_path / "out"
+    assert main(["propose", str(folder), "--classes", "cat, grass", "--out", str(out)]) == 0
+    (folder / "nested" / "broken.png").unlink()
+    assert main(["import", str(folder), "--format", "masks", str(out)]) == 0
+    with Project.open(folder) as project:
+        ids = {c.name: c.id for c in project.list_classes()}
+        labels = project.load_labels("nested/b.jpg")
+    proposed = np.asarray(Image.open(out / "nested" / "b.png"))
+    expected = np.where(proposed == 0, ids["cat"], ids["grass"])
+    np.testing.assert_array_equal(labels, expected)
