@@ -90,3 +90,23 @@ def test_middle_button_and_space_drag_pan(qtbot) -> None:
     qtbot.keyRelease(canvas, Qt.Key.Key_Space)
     assert bar.value() == start + 20
     assert not canvas.document.can_undo  # panning never paints
+
+
+def test_a_fitted_image_stays_whole_when_the_view_resizes(qtbot) -> None:
+    """A banner or dock appearing after the image opened must not leave it cut off."""
+    canvas = CanvasView()
+    qtbot.addWidget(canvas)
+    canvas.resize(800, 600)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    canvas.set_image(
+        build_pyramid(np.zeros((900, 1200, 3), np.uint8)), LabelDocument(empty_labels(900, 1200))
+    )
+    canvas.resize(400, 300)
+    qtbot.wait(50)
+    visible = canvas.mapToScene(canvas.viewport().rect()).boundingRect()
+    assert visible.width() >= 1200 - 1 and visible.height() >= 900 - 1
+    canvas.set_zoom(2.0)  # once the user zooms, a resize keeps their zoom
+    canvas.resize(500, 400)
+    qtbot.wait(50)
+    assert abs(canvas.zoom - 2.0) < 1e-6

@@ -18,6 +18,7 @@ from PySide6.QtGui import (
     QMouseEvent,
     QPainterPath,
     QPen,
+    QResizeEvent,
     QWheelEvent,
 )
 from PySide6.QtWidgets import (
@@ -68,6 +69,9 @@ class CanvasView(QGraphicsView):
         self.image: np.ndarray | None = None
         self.current_class: int | None = None
         self.brush_radius = 8.0
+        # True while the view shows the whole image and the user has not zoomed since: then a
+        # resize (window shown, banner or dock appearing) keeps the whole image in view.
+        self._fitted = False
         self.fill_tolerance = 16
         self.outline_only = False
         self._pyramid: list[np.ndarray] = []
@@ -162,13 +166,20 @@ class CanvasView(QGraphicsView):
     def fit(self) -> None:
         if self.image is not None:
             self.fitInView(self.sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+            self._fitted = True
             self.zoom_changed.emit(self.zoom)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        if self._fitted:
+            self.fit()
 
     def one_to_one(self) -> None:
         self.set_zoom(1.0)
 
     def set_zoom(self, zoom: float) -> None:
         zoom = min(MAX_ZOOM, max(MIN_ZOOM, zoom))
+        self._fitted = False
         self.scale(zoom / self.zoom, zoom / self.zoom)
         self._update_brush_item()
         self.zoom_changed.emit(self.zoom)
