@@ -1,7 +1,9 @@
 """``annotator eval``: mIoU, PA, MA and seen/unseen hIoU over a whole data set.
 
 ``annotator eval --gt DIR --pred DIR`` scores two folders of index masks;
-``annotator eval FOLDER`` scores a project's stored proposals against its human labels.
+``annotator eval FOLDER`` scores a project: with a trained version active (``annotator train``),
+that version's predictions on the held-out reviewed images; otherwise the stored proposals against
+the human labels. ``--source`` picks one explicitly.
 """
 
 from __future__ import annotations
@@ -19,7 +21,18 @@ HELP = "score predictions against labels: mIoU, PA, MA, seen/unseen mIoU and hIo
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "folder", nargs="?", help="a project: score its proposals against its human labels"
+        "folder",
+        nargs="?",
+        help="a project: score its active trained version on the held-out images, or (with no "
+        "version trained) its stored proposals against its human labels",
+    )
+    parser.add_argument(
+        "--source",
+        choices=("auto", "active", "proposals"),
+        default="auto",
+        help="FOLDER only: 'active' = the active trained version (or zero-shot) on the held-out "
+        "images; 'proposals' = stored proposals vs human labels; 'auto' (default) = 'active' "
+        "once a version is trained, else 'proposals'",
     )
     parser.add_argument("--gt", help="folder of truth index masks (PNG)")
     parser.add_argument("--pred", help="folder of predicted index masks, same relative names")
@@ -36,6 +49,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sidecar", default=None, help="project data folder (default FOLDER/.annotator)"
     )
+    from annotator.cli._engine_flags import add_engine_arguments
+
+    add_engine_arguments(parser)
     parser.set_defaults(run=run)  # fmt: skip
 
 
@@ -47,12 +63,34 @@ def _evaluate(args: argparse.Namespace) -> MetricsReport:
     unseen = [n.strip() for n in args.unseen.split(",") if n.strip()]
     if args.folder and not (args.gt or args.pred):
         with _open_for_reading(args) as project:
+            if _wants_active_version(args.source, project):
+                return _evaluate_active(args, project, unseen)
+            print("eval: stored proposals vs human labels", file=sys.stderr)
             job = evaluate_project(project, unseen=unseen or None)
             return drain(job, "eval")
     if not (args.gt and args.pred) or args.folder:
         raise FormatError("Give either a project FOLDER, or both --gt DIR and --pred DIR.")
     names = read_class_names(args.classes) if args.classes else None
     return evaluate_folders(args.gt, args.pred, names, unseen, args.ignore)
+
+
+def _wants_active_version(source: str, project: object) -> bool:
+    from training import active_version
+
+    return source == "active" or (source == "auto" and active_version(project) is not None)
+
+
+def _evaluate_active(args: argparse.Namespace, project: object, unseen: list[str]) -> MetricsReport:
+    """The active trained version (zero-shot if none) on the project's held-out images."""
+    from annotator.cli.export import drain
+    from annotator.cli.train import create_project_segmenter
+    from training import active_version, evaluate_active_job
+
+    version = active_version(project)
+    name = f"version {version.id}" if version is not None else "zero-shot (no version trained)"
+    print(f"eval: {name} on the held-out reviewed images", file=sys.stderr)
+    segmenter = create_project_segmenter(args, project, command="eval")
+    return drain(evaluate_active_job(project, segmenter, unseen=unseen or None), "eval")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,6 +42,10 @@ def load_backbone(
     return _wrap(model, config, resolved)
 
 
+#: Seed of the random initialisation used when no weights are loaded (``pretrained=None``).
+RANDOM_INIT_SEED = 0
+
+
 def _create_model(name: str, resolved: ResolvedWeights, cache_dir: str | None) -> torch.nn.Module:
     import open_clip
 
@@ -49,7 +53,13 @@ def _create_model(name: str, resolved: ResolvedWeights, cache_dir: str | None) -
     previous = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)
     try:
-        model = open_clip.create_model(name, pretrained=None, force_quick_gelu=resolved.quick_gelu)
+        # A fixed seed makes "--pretrained none" the same model in every process (train, then
+        # eval, then propose agree), without touching the caller's random state.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_INIT_SEED)
+            model = open_clip.create_model(
+                name, pretrained=None, force_quick_gelu=resolved.quick_gelu
+            )
     finally:
         logging.getLogger().setLevel(previous)
     if resolved.path is not None:

@@ -158,3 +158,14 @@ def test_download_and_label_with_real_weights(tmp_path: Path, monkeypatch) -> No
     segmenter.set_image(image)
     labels = segmenter.predict(["grass", "sky"]).label_map
     assert (labels[:, :200] == 0).mean() > 0.8 and (labels[:, 248:] == 1).mean() > 0.8
+
+
+def test_random_init_is_the_same_model_in_every_process() -> None:
+    """Without weights, two segmenters (e.g. 'annotator train' then 'annotator eval') agree."""
+    config = EngineConfig(model=TINY_MODEL, pretrained=None, short_side=64)
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    first = create_segmenter(config).encode_text(["cat", "road"])
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
+    second = create_segmenter(config).encode_text(["cat", "road"])
+    np.testing.assert_array_equal(first, second)

@@ -57,3 +57,20 @@ def test_bad_settings_are_rejected(tmp_path: Path, flag: str, capsys) -> None:
     build_project(folder, count=3, reviewed=3, size=32).close()
     assert main(["train", str(folder), flag, "0" if flag == "--rounds" else "1.5", *TINY]) == 2
     assert f"{flag[2:]} must" in capsys.readouterr().err
+
+
+def test_eval_folder_scores_the_active_version_on_the_held_out_images(
+    tmp_path: Path, capsys
+) -> None:
+    folder = tmp_path / "cli"
+    build_project(folder, count=8, reviewed=6, size=64).close()
+    assert main(["train", str(folder), "--rounds", "1", "--steps", "40", "--json", *TINY]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    # No model flags: eval uses the engine remembered by train, and the same held-out image.
+    assert main(["eval", str(folder), "--json"]) == 0
+    captured = capsys.readouterr()
+    scored = json.loads(captured.out)
+    assert "version v0001 on the held-out" in captured.err
+    assert scored["miou"] == pytest.approx(trained["after"]["miou"])
+    assert main(["eval", str(folder), "--source", "proposals"]) == 0
+    assert "stored proposals vs human labels" in capsys.readouterr().err
