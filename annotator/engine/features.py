@@ -61,7 +61,8 @@ def to_pixels(
     device: torch.device,
 ) -> Tensor:
     """``image`` ``[h, w, 3]`` uint8 -> normalised ``[1, 3, Hp, Wp]`` float32, zero-padded."""
-    pixels = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    # np.require copies only when needed: torch cannot wrap a read-only array safely.
+    pixels = torch.from_numpy(np.require(image, requirements=["C", "W"])).to(device)
     pixels = pixels.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     mean_t = torch.tensor(mean, device=device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, device=device).view(1, 3, 1, 1)
