@@ -88,10 +88,8 @@ class MainWindow(QMainWindow):
 
     def _build_training_dock(self) -> None:
         """The retraining panel (package ``training``), tabbed with the class panel."""
-        try:
-            from annotator.gui.training_panel import TrainingPanel
-        except ImportError:  # training not installed: the app works without retraining
-            return
+        from annotator.gui.training_panel import TrainingPanel
+
         self.training = TrainingPanel()
         dock = QDockWidget("Retrain", self)
         dock.setObjectName("Retrain")

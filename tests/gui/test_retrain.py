@@ -5,19 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from _gui_helpers import TIMEOUT, add_class, open_window
 from PySide6.QtWidgets import QDockWidget
 
-training = pytest.importorskip("training")
+import training
 
 
 def test_retrain_from_the_window_activates_a_version(
     qtbot, image_folder: Path, planted, shots: Path
 ) -> None:
     window = open_window(qtbot, image_folder)
-    if window.training is None:
-        pytest.skip("the retraining panel is not part of this build")
+    assert window.training is not None
     for name in ("sky", "grass"):
         add_class(window, name)
     ws = window.workspace

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -175,7 +176,7 @@ class PolygonTool(Tool):
         self.view.show_sketch(path)
 
 
-class _RegionTool(Tool):
+class _RegionTool(Tool, ABC):
     """A click picks a region; subclasses say which and what to write there."""
 
     edit_name = ""
@@ -195,10 +196,11 @@ class _RegionTool(Tool):
         if value is not None and doc.apply(self.edit_name, rect, mask, value):
             self.view.edited.emit()
 
+    @abstractmethod
     def region(
         self, x: int, y: int, modifiers: Qt.KeyboardModifier
     ) -> tuple[Rect, np.ndarray, int | np.ndarray | None] | None:
-        raise NotImplementedError
+        """The ``(rect, mask, value)`` to write for a click at pixel ``(x, y)``, or None."""
 
 
 class FillTool(_RegionTool):
