@@ -19,6 +19,13 @@ NAME = "eval"
 HELP = "score predictions against labels: mIoU, PA, MA, seen/unseen mIoU and hIoU"
 
 
+NOTHING_TO_SCORE = (
+    "No image has both human labels and a stored proposal, so there is nothing to score. "
+    "The app stores proposals (Propose, Propose all); 'annotator propose' writes label files "
+    "instead, which you can score with --gt LABELS --pred PROPOSALS."
+)
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "folder",
@@ -66,8 +73,10 @@ def _evaluate(args: argparse.Namespace) -> MetricsReport:
             if _wants_active_version(args.source, project):
                 return _evaluate_active(args, project, unseen)
             print("eval: stored proposals vs human labels", file=sys.stderr)
-            job = evaluate_project(project, unseen=unseen or None)
-            return drain(job, "eval")
+            report = drain(evaluate_project(project, unseen=unseen or None), "eval")
+            if report.images == 0:
+                raise FormatError(NOTHING_TO_SCORE)
+            return report
     if not (args.gt and args.pred) or args.folder:
         raise FormatError("Give either a project FOLDER, or both --gt DIR and --pred DIR.")
     names = read_class_names(args.classes) if args.classes else None

@@ -91,3 +91,14 @@ def test_eval_folders_json_and_project_table(project_folder: Path, tmp_path: Pat
     assert "mIoU 25.00" in out and "road" in out  # road IoU .5, car 0
     assert main(["eval"]) == 1
     assert "Give either a project FOLDER" in capsys.readouterr().err
+
+
+def test_eval_folder_without_stored_proposals_says_what_to_do(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "photos"
+    root.mkdir()
+    Image.new("RGB", (8, 6), (10, 20, 30)).save(root / "one.png")
+    with Project.open(root) as project:
+        road = project.add_class("road")
+        project.save_labels("one.png", np.full((6, 8), road.id, np.uint8), status="reviewed")
+    assert main(["eval", str(root)]) == 1
+    assert "nothing to score" in capsys.readouterr().err
