@@ -20,6 +20,12 @@ ENGINE_SETTING = "engine"
 _NOT_REMEMBERED = frozenset({"device", "threads", "no_download"})
 
 
+NO_HOLDOUT_NOTE = (
+    "note: no reviewed image was held out, so there are no before/after metrics. Imported and "
+    "edited labels train the model; mark images reviewed (in the app: N) to score it."
+)
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="project folder (images plus their .annotator data)")
     parser.add_argument("--rounds", type=int, default=2, help="1 = human labels only; each "
@@ -84,7 +90,8 @@ def _train(args: argparse.Namespace, project: Any, config: Any) -> Any:
         def show(step: Any) -> None:
             data = step.data if isinstance(step.data, dict) else {}
             if "loss" in data:
-                bar.set_postfix(round=data["round"], loss=f"{data['loss']:.3f}")
+                bar.set_description(f"fit round {data['round']}")
+                bar.set_postfix(loss=f"{data['loss']:.3f}")
                 bar.update((data["round"] - 1) * args.steps + data["step"] - bar.n)
             else:
                 bar.set_description(data.get("phase", ""))
@@ -110,6 +117,8 @@ def _print(result: Any, as_json: bool) -> None:
         print(json.dumps(payload, indent=2))
         return
     print(format_comparison(result.metrics_before, result.metrics_after))
+    if not result.split.holdout:
+        print(NO_HOLDOUT_NOTE, file=sys.stderr)
     print(
         f"active version: {result.version.id} (rounds: {', '.join(v.id for v in result.versions)})"
     )

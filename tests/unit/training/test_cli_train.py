@@ -72,5 +72,18 @@ def test_eval_folder_scores_the_active_version_on_the_held_out_images(
     scored = json.loads(captured.out)
     assert "version v0001 on the held-out" in captured.err
     assert scored["miou"] == pytest.approx(trained["after"]["miou"])
-    assert main(["eval", str(folder), "--source", "proposals"]) == 0
-    assert "stored proposals vs human labels" in capsys.readouterr().err
+    # Asked for stored proposals explicitly: this project has none, and eval says so.
+    assert main(["eval", str(folder), "--source", "proposals"]) == 1
+    err = capsys.readouterr().err
+    assert "stored proposals vs human labels" in err and "nothing to score" in err
+
+
+def test_train_on_edited_labels_only_says_why_there_are_no_metrics(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "cli"
+    with build_project(folder, count=4, reviewed=3, size=64) as project:
+        for record in project.list_images("reviewed"):
+            project.set_status(record.relpath, "edited")  # e.g. imported labels
+    assert main(["train", str(folder), "--rounds", "1", "--steps", "20", *TINY]) == 0
+    captured = capsys.readouterr()
+    assert "no reviewed image was held out" in captured.err
+    assert "active version: v0001" in captured.out
