@@ -42,6 +42,19 @@ class TrainResult:
     split: Split | None = None
     pseudo_pixels: list[int] = field(default_factory=list)
 
+    @property
+    def regression_note(self) -> str | None:
+        """A warning when the new version scores a lower held-out mIoU than the model it
+        replaced (the user may want to roll back), else None."""
+        before, after = self.metrics_before.miou, self.metrics_after.miou
+        if before is None or after is None or after >= before:
+            return None
+        return (
+            f"{self.version.id} scores lower on the held-out images than the model it replaced "
+            f"(mIoU {100 * after:.1f} vs {100 * before:.1f}); switch back if you prefer the "
+            "previous one."
+        )
+
 
 @dataclass
 class _Run:

@@ -36,6 +36,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=300, help="optimiser steps per round (300)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument(
+        "--use",
+        metavar="VERSION",
+        help="do not train: make VERSION (e.g. v0001; 'none' = zero-shot) the active model, "
+        "list the versions and exit",
+    )
+    parser.add_argument(
         "--sidecar", default=None, help="project data folder (default FOLDER/.annotator)"
     )
     add_engine_arguments(parser)
@@ -119,9 +125,31 @@ def _print(result: Any, as_json: bool) -> None:
     print(format_comparison(result.metrics_before, result.metrics_after))
     if not result.split.holdout:
         print(NO_HOLDOUT_NOTE, file=sys.stderr)
+    if result.regression_note:
+        print(f"warning: {result.regression_note} ('annotator train FOLDER --use VERSION', "
+              "or --use none for zero-shot)", file=sys.stderr)  # fmt: skip
     print(
         f"active version: {result.version.id} (rounds: {', '.join(v.id for v in result.versions)})"
     )
+
+
+def _use_version(project: Any, wanted: str) -> int:
+    """Activate ``wanted`` ("none": zero-shot), then list the versions with their metrics."""
+    from training import activate_version, list_versions
+
+    known = [v.id for v in list_versions(project)]
+    if wanted != "none" and wanted not in known:
+        print(f"annotator train: no version {wanted!r}; versions: {', '.join(known) or 'none yet'}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    activate_version(project, None if wanted == "none" else wanted)
+    for version in list_versions(project):
+        miou = version.metrics.get("miou") if isinstance(version.metrics, dict) else None
+        score = "-" if miou is None else f"{100 * miou:.1f}"
+        print(f"{version.id}  held-out mIoU {score}{'  (active)' if version.active else ''}")
+    if wanted == "none":
+        print("active: zero-shot (no trained version)")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         with Project.open(args.folder, sidecar=args.sidecar) as project:
+            if args.use is not None:
+                return _use_version(project, args.use)
             result = _train(args, project, config)
     except AnnotatorError as error:
         print(f"annotator train: {error}", file=sys.stderr)

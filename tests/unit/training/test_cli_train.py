@@ -87,3 +87,21 @@ def test_train_on_edited_labels_only_says_why_there_are_no_metrics(tmp_path: Pat
     captured = capsys.readouterr()
     assert "no reviewed image was held out" in captured.err
     assert "active version: v0001" in captured.out
+
+
+def test_use_switches_the_active_version_without_training(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "cli"
+    build_project(folder, count=6, reviewed=5, size=64).close()
+    assert main(["train", str(folder), "--rounds", "1", "--steps", "20", *TINY]) == 0
+    capsys.readouterr()
+    assert main(["train", str(folder), "--use", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "active: zero-shot" in out and "v0001  held-out mIoU" in out and "(active)" not in out
+    assert main(["train", str(folder), "--use", "v0001"]) == 0
+    assert "v0001  held-out mIoU" in capsys.readouterr().out
+    with Project.open(folder, read_only=True) as project:
+        from training import active_version
+
+        assert active_version(project).id == "v0001"
+    assert main(["train", str(folder), "--use", "v0009"]) == 1
+    assert "no version 'v0009'; versions: v0001" in capsys.readouterr().err

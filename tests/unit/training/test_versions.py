@@ -73,3 +73,19 @@ def test_adapter_refuses_features_of_another_model() -> None:
         adapter(view)
     view.class_names = ["c"]  # no learned class asked for: the zero-shot answer is kept
     assert adapter(view).shape == (1, 16, 16)
+
+
+def test_a_worse_new_version_carries_a_note_to_switch_back() -> None:
+    from annotator.metrics import compute_metrics
+    from training.job import TrainResult
+    from training.versions import ModelVersion
+
+    def report(tp: int) -> object:
+        matrix = np.array([[tp, 10 - tp], [0, 10]])
+        return compute_metrics(matrix, ["a", "b"], images=1)
+
+    version = ModelVersion("v0002", 0.0, {}, {}, {})
+    worse = TrainResult(version, [version], report(10), report(5))
+    assert "v0002 scores lower on the held-out images" in worse.regression_note
+    assert "(mIoU 58.3 vs 100.0)" in worse.regression_note  # IoU a 5/10, b 10/15
+    assert TrainResult(version, [version], report(5), report(10)).regression_note is None
