@@ -256,8 +256,8 @@ class TrainingPanel(QWidget):
             self.refresh()
             return
         self.show_metrics(result.metrics_before, result.metrics_after)
-        note = result.regression_note
-        self._changed(result.version.id, note or f"{result.version.id} is now active.")
+        note = f" Note: {result.regression_note}" if result.regression_note else ""
+        self._changed(result.version.id, f"{result.version.id} is now active.{note}")
 
     def on_failed(self, message: str) -> None:
         self.status.setText(f"Retraining stopped: {message}")

@@ -36,7 +36,10 @@ def test_retrain_from_the_window_activates_a_version(
     versions = training.list_versions(ws.project)
     assert len(versions) == 1 and versions[0].active
     assert ws.batch_kind is None
-    assert "active" in window.training.status.text()
+    status = window.training.status.text()
+    assert "v0001 is now active" in status
+    # 20 steps fall short of the planted zero-shot model here; the panel says so.
+    assert "scores lower on the held-out images" in status
     window.findChild(QDockWidget, "Retrain").raise_()
     window.grab().save(str(shots / "9_retrained.png"))
     window.close()
