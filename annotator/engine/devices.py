@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import sys
 from collections.abc import Iterator
 
 import torch
@@ -63,6 +66,31 @@ def set_threads(threads: int | None) -> None:
     """Use ``threads`` CPU threads for torch (``None`` keeps torch's choice)."""
     if threads is not None and threads > 0:
         torch.set_num_threads(threads)
+
+
+#: glibc ``mallopt`` parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 << 20) -> bool:
+    """Make glibc's malloc keep freed tensor memory for reuse instead of returning it to the OS.
+
+    By default a tensor of more than a few MB (every activation of a ViT-B at 512 x 512) is
+    ``mmap``-ed and unmapped when freed, so the next one page-faults all its pages in again:
+    ~60,000 faults (~240 MB of zeroed pages) per encoded image. Blocks up to ``mmap_threshold``
+    bytes now come from the heap, which is trimmed only when ``trim_threshold`` bytes are free at
+    its top. Process-wide and only on glibc Linux; returns whether it applied.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+    )
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -304,12 +304,18 @@ def create_segmenter(
     ``weights_error`` holds the error, and ``predict`` works with a logit adapter only.
     ``progress`` receives :class:`~annotator.progress.Progress` while weights download.
     """
-    from annotator.engine.devices import select_device, select_dtype, set_threads
+    from annotator.engine.devices import (
+        keep_freed_memory,
+        select_device,
+        select_dtype,
+        set_threads,
+    )
     from annotator.engine.heads import get_head
     from annotator.engine.loading import load_backbone
 
     config = config or EngineConfig()
     set_threads(config.threads)
+    keep_freed_memory()
     get_head(config.head)
     device = select_device(config.device)
     dtype = select_dtype(config.precision, device)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 from annotator.engine import EngineConfig, EngineWarning, WorkingView, create_segmenter
+from annotator.engine.devices import keep_freed_memory
 from annotator.engine.segmenter import EngineOutOfMemoryError
 from annotator.engine.testing import create_planted_segmenter
 from tests.unit.engine.helpers import PALETTE, painted_scene
@@ -77,3 +80,8 @@ def test_adapter_works_without_weights() -> None:
     labels = segmenter.predict(["a", "b"], adapter=right_half_is_b).label_map
     assert labels.shape == (30, 50)
     assert (labels[:, :20] == 0).all() and (labels[:, 30:] == 1).all()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
+def test_malloc_is_told_to_keep_freed_memory_on_linux() -> None:
+    assert keep_freed_memory()  # mallopt found and both settings accepted
