@@ -64,6 +64,28 @@ def _row_resizer(values: Tensor, size: tuple[int, int], budget: int) -> Callable
     return blend
 
 
+def best_class(values: Tensor) -> tuple[Tensor, Tensor]:
+    """``values.max(dim=0)`` of ``values`` ``[C, ...]`` (NaN-free): the maximum and the first index
+    reaching it, the index as uint8 when ``C < 256`` (a background index ``C`` still fits), else
+    int32.
+
+    On the CPU torch's max with indices over a leading dimension is not vectorised; counting, per
+    element, the channels before the first maximum costs a quarter as much (1 ms, not 5.5 ms, for
+    5 x 512 x 512).
+    """
+    if values.device.type != "cpu":
+        best, index = values.max(dim=0)
+        return best, index
+    count = values.shape[0]
+    best = values.amax(dim=0)
+    found = values[0] == best
+    index = found.logical_not().to(torch.uint8 if count < 256 else torch.int32)
+    for channel in range(1, count - 1):
+        found.logical_or_(values[channel] == best)
+        index.add_(found.logical_not())
+    return best, index
+
+
 def label_dtype(labels: int) -> np.dtype:
     """uint8 while every label (0..labels-1) fits, else uint16."""
     return np.dtype(np.uint8) if labels <= 256 else np.dtype(np.uint16)
@@ -80,7 +102,7 @@ def full_resolution_labels(
     Below ``background_threshold`` a pixel gets label ``C`` (the background index).
     """
     if tuple(probabilities.shape[1:]) == tuple(size):  # no resize: skip the interpolation
-        best, index = probabilities.max(dim=0)
+        best, index = best_class(probabilities)
         channels = probabilities.shape[0]
         if background_threshold is not None:
             index.masked_fill_(best < background_threshold, channels)
@@ -97,7 +119,7 @@ def full_resolution_labels(
     band = max(1, band_bytes // max(1, channels * width * 4))
     for top in range(0, height, band):
         rows = torch.arange(top, min(top + band, height), device=probabilities.device)
-        best, index = resize_rows(rows).max(dim=0)
+        best, index = best_class(resize_rows(rows))
         if background_threshold is not None:
             index.masked_fill_(best < background_threshold, channels)
         labels_out[top : top + len(rows)].copy_(index)

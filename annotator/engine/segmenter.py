@@ -278,7 +278,7 @@ class Segmenter:
             confidence=confidence,
             probabilities=probabilities.cpu().numpy(),
             class_names=list(names),
-            mean_confidence=float(probabilities.max(dim=0).values.mean()),
+            mean_confidence=float(probabilities.amax(dim=0).mean()),
             background_index=len(names) if threshold is not None else None,
         )
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
-from annotator.engine.output import full_resolution_labels, label_dtype
+from annotator.engine.output import best_class, full_resolution_labels, label_dtype
 
 
 def test_banded_upsampling_equals_one_interpolation() -> None:
@@ -41,3 +42,15 @@ def test_background_and_label_width() -> None:
     many[299] = 1.0
     labels, _ = full_resolution_labels(many, (4, 4), None)
     assert labels.dtype == np.uint16 and (labels == 299).all()
+
+
+@pytest.mark.parametrize("channels", [1, 2, 5, 300])
+def test_best_class_equals_torch_max_first_index_on_ties(channels: int) -> None:
+    values = torch.rand(channels, 9, 11, generator=torch.Generator().manual_seed(channels))
+    values[:, 0] = 0.5  # every channel ties: the first wins
+    values[channels // 2 :, 1] = 2.0  # a tie among the last channels
+    best, index = best_class(values)
+    expected_best, expected_index = values.max(dim=0)
+    assert torch.equal(best, expected_best)
+    assert torch.equal(index.long(), expected_index)
+    assert index.dtype == (torch.uint8 if channels < 256 else torch.int32)
