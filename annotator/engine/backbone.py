@@ -164,8 +164,8 @@ class ClipTextEncoder:
         cached = self._prefix_kv(prefix) if prefix else None
         x = model.token_embedding(tokens[:, start : int(eot.max()) + 1])
         x = x + model.positional_embedding[start : start + x.shape[1]].to(x.dtype)
-        x = model.ln_final(_causal_blocks(model.transformer.resblocks, x, cached))
-        x = x[torch.arange(x.shape[0], device=x.device), eot - start]
+        x = _causal_blocks(model.transformer.resblocks, x, cached, pooled=eot - start)
+        x = model.ln_final(x[:, 0])
         proj = model.text_projection
         if proj is None:
             return x
@@ -187,11 +187,15 @@ def _causal_blocks(
     x: Tensor,
     prefix: list[tuple[Tensor, Tensor]] | None,
     store: list[tuple[Tensor, Tensor]] | None = None,
+    pooled: Tensor | None = None,
 ) -> Tensor:
     """Run causal text blocks on ``x`` ``[N, S, W]``, after cached ``prefix`` keys/values.
 
     ``prefix`` holds per block ``(k, v)`` ``[1, H, L0, d]`` of the L0 tokens before ``x``; with
-    ``store``, this call's own keys and values are appended to it (to build a prefix).
+    ``store``, this call's own keys and values are appended to it (to build a prefix). With
+    ``pooled`` (``[N]`` positions in ``x``), the last block computes only those tokens, the only
+    ones read after it, and ``[N, 1, W]`` is returned (a third of the last block's work for
+    3-token names).
     """
     length = x.shape[1]
     offset = prefix[0][0].shape[2] if prefix else 0
@@ -205,6 +209,10 @@ def _causal_blocks(
             cached_k, cached_v = prefix[index]
             k = torch.cat([cached_k.expand(x.shape[0], -1, -1, -1), k], dim=2)
             v = torch.cat([cached_v.expand(x.shape[0], -1, -1, -1), v], dim=2)
+        if pooled is not None and index == len(blocks) - 1:
+            rows = torch.arange(x.shape[0], device=x.device)
+            q, x = q[rows, :, pooled].unsqueeze(2), x[rows, pooled].unsqueeze(1)
+            mask = mask[pooled][:, None, None]
         attended = self_attention(q, k, v, mask)
         x = add_mlp(block, residual_heads(block, x, attended))
     return x
