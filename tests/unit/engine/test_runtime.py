@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from annotator.engine import EngineConfig, EngineWarning, WorkingView, create_segmenter
+from annotator.engine import EngineConfig, EngineWarning, WorkingView, create_segmenter, devices
 from annotator.engine.devices import keep_freed_memory
 from annotator.engine.segmenter import EngineOutOfMemoryError
 from annotator.engine.testing import create_planted_segmenter
@@ -85,3 +85,18 @@ def test_adapter_works_without_weights() -> None:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
 def test_malloc_is_told_to_keep_freed_memory_on_linux() -> None:
     assert keep_freed_memory()  # mallopt found and both settings accepted
+
+
+@pytest.mark.parametrize(("idle", "expected"), [(0, 1), (1, 2), (7, 2)])
+def test_text_uses_a_second_thread_only_while_a_core_is_idle(
+    monkeypatch: pytest.MonkeyPatch, idle: int, expected: int
+) -> None:
+    monkeypatch.setattr(devices, "idle_cores", lambda: idle)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        with devices.text_threads():
+            assert torch.get_num_threads() == expected
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(previous)
