@@ -113,18 +113,6 @@ def empty_cache(device: torch.device) -> None:
 
 
 @contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run small CPU work (a few dozen text tokens) on one thread.
-
-    Waking and joining torch's worker threads costs more than such work itself, and far more on a
-    busy machine: encoding 5 class names took ~1 s with 2 threads and ~0.1 s with one while other
-    processes used the cores.
-    """
-    with limited_threads(1):
-        yield
-
-
-@contextlib.contextmanager
 def limited_threads(threads: int) -> Iterator[None]:
     """Run the enclosed torch CPU work on at most ``threads`` threads."""
     previous = torch.get_num_threads()
@@ -150,11 +138,12 @@ def idle_cores() -> int:
     return max(0, cores - running)
 
 
-def text_threads() -> AbstractContextManager:
-    """Threads for a text pass over a few dozen tokens: two while another core is idle, else one.
+def small_work_threads() -> AbstractContextManager:
+    """Threads for small CPU work (a text pass over a few dozen tokens, a few-class prediction):
+    two while another core is idle right now, else one.
 
-    The pass streams ~150 MB of weights (ViT-B) through small GEMMs; a second thread makes it
-    ~20% faster on an idle 2-core machine, but when another process holds that core every
-    hand-off waits for the scheduler (~1 s instead of ~50 ms), hence one thread then.
+    On an idle 2-core machine a second thread makes re-querying 5 class names ~20% faster. When
+    another process holds that core, every hand-off between torch's threads waits for the
+    scheduler: encoding 5 names then took ~1 s with two threads and ~0.1 s with one.
     """
     return limited_threads(2 if idle_cores() > 0 else 1)

@@ -17,7 +17,7 @@ from torch import Tensor
 from annotator.engine._cache import ByteLRU
 from annotator.engine.backbone import Backbone
 from annotator.engine.config import EngineConfig, EngineConfigError
-from annotator.engine.devices import autocast, empty_cache, is_out_of_memory, single_thread
+from annotator.engine.devices import autocast, empty_cache, is_out_of_memory, small_work_threads
 from annotator.engine.features import (
     Layout,
     Tiling,
@@ -33,7 +33,8 @@ from annotator.engine.refine import get_refiner
 from annotator.engine.text import TextEmbeddings
 from annotator.errors import AnnotatorError, WeightsUnavailableError
 
-#: Outputs up to this many values (pixels x classes) are computed on one CPU thread.
+#: Outputs up to this many values (pixels x classes) are computed on one CPU thread, or two while
+#: another core is idle (:func:`~annotator.engine.devices.small_work_threads`).
 _SMALL_OUTPUT = 8_000_000
 
 
@@ -223,10 +224,10 @@ class Segmenter:
             return self._finish(state, names, logits)
 
     def _threads_for(self, state: _ImageState, classes: int) -> AbstractContextManager:
-        """One CPU thread for small outputs: there, thread hand-offs cost more than the work."""
+        """Few CPU threads for small outputs: on a busy machine, hand-offs cost more than the work."""
         height, width = state.layout.original
         small = self.device.type == "cpu" and height * width * classes <= _SMALL_OUTPUT
-        return single_thread() if small else contextlib.nullcontext()
+        return small_work_threads() if small else contextlib.nullcontext()
 
     def _current(self) -> _ImageState:
         if self._state is None:

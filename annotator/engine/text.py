@@ -10,7 +10,7 @@ from torch import Tensor
 
 from annotator.engine.backbone import TextEncoder
 from annotator.engine.config import EngineConfigError
-from annotator.engine.devices import text_threads
+from annotator.engine.devices import small_work_threads
 
 
 def split_synonyms(class_name: str) -> list[str]:
@@ -47,7 +47,7 @@ class TextEmbeddings:
         missing = list(dict.fromkeys(name for name in names if name not in self._names))
         if not missing:
             return
-        with torch.inference_mode(), text_threads():
+        with torch.inference_mode(), small_work_threads():
             per_name = self._embed_templates(missing)
         for name, vector in zip(missing, F.normalize(per_name, dim=-1), strict=True):
             self._names[name] = vector.clone()

@@ -88,14 +88,14 @@ def test_malloc_is_told_to_keep_freed_memory_on_linux() -> None:
 
 
 @pytest.mark.parametrize(("idle", "expected"), [(0, 1), (1, 2), (7, 2)])
-def test_text_uses_a_second_thread_only_while_a_core_is_idle(
+def test_small_work_uses_a_second_thread_only_while_a_core_is_idle(
     monkeypatch: pytest.MonkeyPatch, idle: int, expected: int
 ) -> None:
     monkeypatch.setattr(devices, "idle_cores", lambda: idle)
     previous = torch.get_num_threads()
     torch.set_num_threads(4)
     try:
-        with devices.text_threads():
+        with devices.small_work_threads():
             assert torch.get_num_threads() == expected
         assert torch.get_num_threads() == 4
     finally:
