@@ -124,18 +124,34 @@ def limited_threads(threads: int) -> Iterator[None]:
 
 
 def idle_cores() -> int:
-    """CPU cores no runnable task is using at this instant (Linux), ``0`` when unknown.
+    """CPU cores that no other process's runnable task is using at this instant (Linux), ``0``
+    when unknown.
 
-    Reads the kernel's count of runnable tasks (``/proc/loadavg``, the caller included), unlike
-    the load average, which lags a minute behind.
+    Reads the kernel's count of runnable tasks (``/proc/loadavg``; the load average lags a minute
+    behind) and leaves out this process's own runnable threads: torch's workers spin for a few
+    milliseconds after each parallel region, which must not make the other core look busy.
     """
     try:
         with open("/proc/loadavg", encoding="ascii") as handle:
             running = int(handle.read().split()[3].split("/")[0])
         cores = len(os.sched_getaffinity(0))
+        own = _own_running_threads()
     except (OSError, ValueError, IndexError, AttributeError):
         return 0
-    return max(0, cores - running)
+    return max(0, cores - 1 - max(0, running - own))
+
+
+def _own_running_threads() -> int:
+    """How many threads of this process are runnable (state ``R``), the caller included."""
+    count = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat", encoding="ascii", errors="replace") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):  # the thread ended meanwhile
+            continue
+        count += state == "R"
+    return max(1, count)
 
 
 def small_work_threads() -> AbstractContextManager:
