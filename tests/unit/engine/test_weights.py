@@ -168,4 +168,6 @@ def test_random_init_is_the_same_model_in_every_process() -> None:
     first = create_segmenter(config).encode_text(["cat", "road"])
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
     second = create_segmenter(config).encode_text(["cat", "road"])
-    np.testing.assert_array_equal(first, second)
+    # Same weights; only float rounding may differ (1 or 2 threads). Another random init
+    # differs by about 0.1.
+    np.testing.assert_allclose(first, second, atol=1e-5)
