@@ -12,6 +12,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from annotator.cli._project_flags import add_sidecar_argument
+
 if TYPE_CHECKING:
     from annotator.metrics import MetricsReport
 
@@ -53,9 +55,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--ignore", type=int, default=255, help="truth value to ignore (default 255)"
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument(
-        "--sidecar", default=None, help="project data folder (default FOLDER/.annotator)"
-    )
+    add_sidecar_argument(parser)
     from annotator.cli._engine_flags import add_engine_arguments
 
     add_engine_arguments(parser)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from annotator.cli._project_flags import add_sidecar_argument
+
 NAME = "export"
 HELP = "export the human labels of a project folder as COCO JSON, Pascal-VOC or index masks"
 
@@ -30,9 +32,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="COCO: polygons instead of RLE (holes in regions come back filled)",
     )
-    parser.add_argument(
-        "--sidecar", default=None, help="project data folder (default FOLDER/.annotator)"
-    )
+    add_sidecar_argument(parser)
     parser.set_defaults(run=run)  # fmt: skip
 
 

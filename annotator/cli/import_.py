@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from annotator.cli._project_flags import add_sidecar_argument
+
 NAME = "import"
 HELP = "import VOC, COCO, labelme or index-mask labels into a project folder as human labels"
 
@@ -26,9 +28,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace existing human labels (default: keep them)",
     )
-    parser.add_argument(
-        "--sidecar", default=None, help="project data folder (default FOLDER/.annotator)"
-    )
+    add_sidecar_argument(parser)
     parser.set_defaults(run=run)  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from annotator.cli._engine_flags import add_engine_arguments, engine_config_from_args
+from annotator.cli._project_flags import add_sidecar_argument
 
 NAME = "train"
 HELP = "retrain on the project's reviewed labels; print held-out mIoU/hIoU before and after"
@@ -41,9 +42,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="do not train: make VERSION (e.g. v0001; 'none' = zero-shot) the active model, "
         "list the versions and exit",
     )
-    parser.add_argument(
-        "--sidecar", default=None, help="project data folder (default FOLDER/.annotator)"
-    )
+    add_sidecar_argument(parser)
     add_engine_arguments(parser)
     parser.set_defaults(run=run)
 
