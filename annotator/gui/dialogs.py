@@ -48,6 +48,18 @@ class ShortcutsDialog(QDialog):
         self.resize(560, 560)
 
 
+def _add_ok_cancel(dialog: QDialog, form: QFormLayout) -> None:
+    """Lay out ``form`` above OK / Cancel buttons that accept or reject ``dialog``."""
+    buttons = QDialogButtonBox(
+        QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+    )
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    layout = QVBoxLayout(dialog)
+    layout.addLayout(form)
+    layout.addWidget(buttons)
+
+
 def _path_row(edit: QLineEdit, pick: callable) -> QWidget:  # type: ignore[valid-type]
     row = QWidget()
     layout = QHBoxLayout(row)
@@ -99,14 +111,7 @@ class SettingsDialog(QDialog):
         form.addRow("CPU threads", self.threads)
         form.addRow("Prefetch images", self.prefetch)
         form.addRow("", self.use_model)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(buttons)
+        _add_ok_cancel(self, form)
 
     def _pick(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -163,14 +168,7 @@ class TransferDialog(QDialog):
         else:
             form.addRow("Class names", self.class_names)
             form.addRow("", self.overwrite)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(buttons)
+        _add_ok_cancel(self, form)
 
     def _pick(self) -> None:
         if self.export or self.format.currentText() in ("voc", "masks", "labelme"):
