@@ -271,9 +271,8 @@ def test_import_masks_through_the_dialog(
     window.close()
 
 
-def test_large_accept_runs_in_bands_without_blocking(
-    qtbot, image_folder: Path, planted, monkeypatch
-) -> None:
+def _window_proposing_in_bands(qtbot, image_folder: Path, monkeypatch):  # noqa: ANN001, ANN202
+    """A window with sky and grass proposed, where accepting the proposal runs in bands."""
     from annotator.gui import workspace as workspace_module
 
     monkeypatch.setattr(workspace_module, "ACCEPT_SYNC_PIXELS", 1000)  # treat 128 x 96 as large
@@ -286,6 +285,14 @@ def test_large_accept_runs_in_bands_without_blocking(
         lambda: ws.current.proposal is not None and ws.current.proposal[90, 120] != 255,
         timeout=TIMEOUT,
     )
+    return window
+
+
+def test_large_accept_runs_in_bands_without_blocking(
+    qtbot, image_folder: Path, planted, monkeypatch
+) -> None:
+    window = _window_proposing_in_bands(qtbot, image_folder, monkeypatch)
+    ws = window.workspace
     doc = ws.current.document
     assert ws.accept_proposal()
     assert doc.busy and (doc.labels[90:] == doc.unlabeled).all()  # not done yet: bands follow
@@ -303,19 +310,10 @@ def test_large_accept_runs_in_bands_without_blocking(
 def test_closing_during_a_banded_accept_saves_it_complete(
     qtbot, image_folder: Path, planted, monkeypatch
 ) -> None:
-    from annotator.gui import workspace as workspace_module
     from annotator.project import Project
 
-    monkeypatch.setattr(workspace_module, "ACCEPT_SYNC_PIXELS", 1000)
-    monkeypatch.setattr(workspace_module, "ACCEPT_BAND_ROWS", 8)
-    window = open_window(qtbot, image_folder)
-    add_class(window, "sky")
-    add_class(window, "grass")
+    window = _window_proposing_in_bands(qtbot, image_folder, monkeypatch)
     ws = window.workspace
-    qtbot.waitUntil(
-        lambda: ws.current.proposal is not None and ws.current.proposal[90, 120] != 255,
-        timeout=TIMEOUT,
-    )
     proposal, relpath = ws.current.proposal.copy(), ws.current.relpath
     assert ws.accept_proposal() and ws.current.document.busy
     window.close()
