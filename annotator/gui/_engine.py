@@ -30,9 +30,11 @@ def describe(segmenter: Any, config: Any) -> Any:
     error = getattr(segmenter, "weights_error", None)
     device = str(getattr(segmenter, "device", getattr(config, "device", "?")))
     available = bool(getattr(segmenter, "available", True))
+    random = available and getattr(config, "pretrained", "") is None
     return EngineState(
-        getattr(config, "model", "?"), device, available, None if available else str(error)
-    )
+        getattr(config, "model", "?"), device, available, None if available else str(error),
+        random_weights=random,
+    )  # fmt: skip
 
 
 def download_job(model: str, tag: str, should_stop: Any) -> Any:

@@ -52,9 +52,17 @@ def create_window(folder: str | Path | None = None, demo: bool = False):  # noqa
 
 
 def launch(folder: str | None = None, demo: bool = False) -> int:
-    """Run the app until its window closes; returns the exit code."""
+    """Run the app until its window closes; returns the exit code (1: Qt cannot open a
+    window here, and the message printed says how to fix it)."""
     from PySide6.QtWidgets import QApplication
 
+    if QApplication.instance() is None:
+        from annotator.gui._platform import check_platform
+
+        problem = check_platform()
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 1
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("annotator")
     app.setOrganizationName("annotator")

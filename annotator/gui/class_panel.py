@@ -32,6 +32,19 @@ def parse_class_text(text: str) -> tuple[str, tuple[str, ...]] | None:
     return parts[0], tuple(dict.fromkeys(parts[1:]))
 
 
+def parse_class_list(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """``"sky, tree; bush, grass"`` -> ``[("sky", ()), ("tree", ("bush",)), ("grass", ())]``.
+
+    Commas separate classes and ``;`` separates a class's synonyms, as on the command line;
+    blank entries are dropped.
+    """
+    parsed = (parse_class_text(part) for part in text.split(","))
+    return [entry for entry in parsed if entry is not None]
+
+
+NOVEL_TIP = "novel: no labels yet: proposals come from zero-shot"
+
+
 def swatch(color: tuple[int, int, int], size: int = 14) -> QIcon:
     pixmap = QPixmap(size, size)
     pixmap.fill(QColor(*color))
@@ -51,7 +64,8 @@ class ClassPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.entry = QLineEdit()
-        self.entry.setPlaceholderText("Type a class, e.g. tv; monitor — Enter adds it")
+        self.entry.setPlaceholderText("Type classes, e.g. sky, tree, tv; monitor — Enter adds them")
+        self.entry.setToolTip("Commas separate classes; ';' separates a class's synonyms")
         self.list = QListWidget()
         self.rename_button = QPushButton("Rename…")
         self.merge_button = QPushButton("Merge into…")
@@ -59,6 +73,8 @@ class ClassPanel(QWidget):
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(55)
+        self.opacity_value = QLabel("55%")
+        self.opacity_value.setMinimumWidth(36)
         self.outline = QCheckBox("Outline only")
         self._classes: list[Any] = []
         self._layout()
@@ -71,6 +87,7 @@ class ClassPanel(QWidget):
         overlay = QHBoxLayout()
         overlay.addWidget(QLabel("Opacity"))
         overlay.addWidget(self.opacity)
+        overlay.addWidget(self.opacity_value)
         overlay.addWidget(self.outline)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -86,14 +103,16 @@ class ClassPanel(QWidget):
         self.rename_button.clicked.connect(self._rename)
         self.merge_button.clicked.connect(self._merge)
         self.delete_button.clicked.connect(self._delete)
+        self.opacity.valueChanged.connect(lambda v: self.opacity_value.setText(f"{v}%"))
         self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100))
         self.outline.toggled.connect(self.outline_changed.emit)
 
     def _add(self) -> None:
-        parsed = parse_class_text(self.entry.text())
-        if parsed is not None:
+        entries = parse_class_list(self.entry.text())
+        if entries:
             self.entry.clear()
-            self.add_requested.emit(*parsed)
+        for name, synonyms in entries:
+            self.add_requested.emit(name, synonyms)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -118,7 +137,7 @@ class ClassPanel(QWidget):
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
         item.setCheckState(Qt.CheckState.Unchecked if hidden else Qt.CheckState.Checked)
         item.setToolTip(
-            "Untick to hide this class on the canvas" + ("; no labels yet" if novel else "")
+            "Untick to hide this class on the canvas" + (f"\n{NOVEL_TIP}" if novel else "")
         )
         return item
 

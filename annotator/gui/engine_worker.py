@@ -65,6 +65,7 @@ class EngineState:
     available: bool
     error: str | None = None  # why proposals are unavailable, for the banner
     details: str = ""
+    random_weights: bool = False  # loaded without pretrained weights: masks are meaningless
 
 
 class EngineWorker(QObject):

@@ -103,7 +103,12 @@ class ImageListModel(QAbstractListModel):
             return self._icon(record.relpath)
         if role == Qt.ItemDataRole.ToolTipRole:
             size = f"{record.width} x {record.height}" if record.width else "size not read yet"
-            return record.error or f"{record.relpath}\n{size}, {record.status}"
+            confidence = (
+                ""
+                if record.mean_confidence is None
+                else f"\nmean confidence of the proposal: {record.mean_confidence:.0%}"
+            )
+            return record.error or f"{record.relpath}\n{size}, {record.status}{confidence}"
         if role == Qt.ItemDataRole.ForegroundRole and record.error:
             return QColor(220, 70, 60)
         if role == Qt.ItemDataRole.UserRole:
@@ -114,7 +119,9 @@ class ImageListModel(QAbstractListModel):
     def _text(record: Any) -> str:
         if record.error:
             return f"⚠ {record.relpath}\nunreadable: {record.error.split(': ', 1)[-1][:60]}"
-        confidence = "" if record.mean_confidence is None else f"  {record.mean_confidence:.0%}"
+        confidence = (
+            "" if record.mean_confidence is None else f" · confidence {record.mean_confidence:.0%}"
+        )
         return f"{STATUS_MARK.get(record.status, '')} {record.relpath}\n{record.status}{confidence}"
 
     def _icon(self, relpath: str) -> QIcon | None:

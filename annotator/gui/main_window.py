@@ -25,10 +25,10 @@ from annotator.gui._settings import AppSettings, save_settings
 from annotator.gui.canvas import CanvasView
 from annotator.gui.class_panel import ClassPanel
 from annotator.gui.dialogs import SettingsDialog, ShortcutsDialog, TransferDialog
-from annotator.gui.engine_worker import EngineState
 from annotator.gui.image_list import ImageListPanel
 from annotator.gui.jobs import JobRunner
 from annotator.gui.loader import ImageBundle
+from annotator.gui.model_controls import ModelControls
 from annotator.gui.notices import ModelBanner, NotificationBar
 from annotator.gui.workspace import Workspace
 
@@ -53,6 +53,7 @@ class MainWindow(QMainWindow):
         self._build_training_dock()
         self._build_status_bar()
         self._build_actions()
+        self.model_controls = ModelControls(self)
         self._connect()
         self.classes.opacity.setValue(round(settings.opacity * 100))
         self.resize(1400, 900)
@@ -230,7 +231,6 @@ class MainWindow(QMainWindow):
         ws.notify.connect(self.notice.show_message)
         ws.notify.connect(lambda *_: self.statusBar().clearMessage())
         ws.message.connect(lambda text: self.statusBar().showMessage(text, 4000))
-        ws.engine_state.connect(self.show_engine_state)
         ws.batch_progress.connect(self._batch_progress)
         ws.batch_finished.connect(self._batch_finished)
         self.canvas.edited.connect(ws.edited)
@@ -249,13 +249,6 @@ class MainWindow(QMainWindow):
         self.classes.hidden_changed.connect(lambda _: self.refresh_classes())
         self.classes.opacity_changed.connect(self._opacity)
         self.classes.outline_changed.connect(self.canvas.set_outline_only)
-        self.banner.continue_requested.connect(self._continue_without_model)
-        self.banner.choose_file_requested.connect(self._choose_weights)
-        self.banner.settings_requested.connect(self.open_settings)
-        self.banner.download_requested.connect(self._download_weights)
-        self.banner.cancel_requested.connect(self._cancel_download)
-        self.jobs.failed.connect(self.notice.show_message)
-        self.jobs.ended.connect(lambda: self.banner.set_downloading(False))
 
     # -- project and images ------------------------------------------------------------------
 
@@ -409,16 +402,6 @@ class MainWindow(QMainWindow):
 
     # -- model ------------------------------------------------------------------------------
 
-    def show_engine_state(self, state: EngineState) -> None:
-        self.model_label.setText(f"Model: {state.model}" + ("" if state.available else " (off)"))
-        self.device_label.setText(f"Device: {state.device}")
-        if not state.available and self.settings.use_model and state.error:
-            self.banner.show_missing(state.error)
-        else:
-            self.banner.hide()
-        for key in ("propose", "propose_all"):
-            self.actions[key].setEnabled(state.available)
-
     def propose_all(self) -> None:
         if not self.workspace.state.available:
             self.notice.show_message("Propose all needs a model; see the banner or Settings.")
@@ -474,46 +457,6 @@ class MainWindow(QMainWindow):
             self.workspace.settings = self.settings
             save_settings(self.settings)
             self.workspace.configure_engine()
-
-    def _continue_without_model(self) -> None:
-        self.settings.use_model = False
-        save_settings(self.settings)
-        self.banner.hide()
-        self.statusBar().showMessage(
-            "Continuing without proposals; turn them on in Settings.", 6000
-        )
-
-    def _choose_weights(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Model weights", "", "Weights (*.safetensors *.bin *.pt *.pth);;All files (*)"
-        )
-        if path:
-            self.settings.weights_file = path
-            save_settings(self.settings)
-            self.workspace.configure_engine()
-
-    def _download_weights(self) -> None:
-        from annotator.gui._engine import download_job
-
-        if self.jobs.busy:
-            self.statusBar().showMessage("Wait for the running job to finish.", 5000)
-            return
-        self.banner.set_downloading(True, "Downloading the model weights… (Cancel keeps the part)")
-        self.jobs.on_done = self._download_done
-        self.jobs.start(
-            "Downloading model weights…",
-            download_job,
-            self.settings.model,
-            self.settings.pretrained,
-        )
-
-    def _download_done(self, path: Any) -> None:
-        self.statusBar().showMessage(f"Weights saved to {path}", 8000)
-        self.workspace.configure_engine()
-
-    def _cancel_download(self) -> None:
-        if self.jobs.dialog is not None:
-            self.jobs.dialog.cancel()
 
     # -- import / export ----------------------------------------------------------------------
 

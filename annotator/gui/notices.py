@@ -1,16 +1,48 @@
-"""Non-blocking notices: a notification strip for errors, and the model-weights banner."""
+"""Non-blocking notices: a notification strip for errors, and the model-weights banner.
+
+Engine and store errors are written for the command line ("pass --pretrained PATH"); everything
+shown here goes through :func:`gui_text` first, which says where the same fix is in the app.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+import re
+
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QPushButton,
+    QVBoxLayout,
     QWidget,
 )
+
+CHOOSE_FILE = "“Choose local file…”"
+RANDOM_TIP = "Random weights: the masks are meaningless; for testing the workflow."
+
+#: Command-line phrasings of a fix -> where the same fix is in the app (applied in order).
+_GUI_PHRASES = (
+    (r"pass '?--pretrained PATH'? with a local weights file \(([^)]*)\)",
+     rf"choose a local weights file (\1) with {CHOOSE_FILE}"),
+    (r"pass '?--pretrained PATH'? with a complete (\S+) weights file",
+     rf"choose a complete \1 weights file with {CHOOSE_FILE}"),
+    (r"use its tag \(e\.g\. '?--pretrained (\w+)'?\)", r"enter its tag in Settings (e.g. \1)"),
+    (r"[Pp]ass '?--pretrained PATH'? for a local file", f"Choose a local file with {CHOOSE_FILE}"),
+    (r"'?--pretrained PATH'?", f"a local weights file ({CHOOSE_FILE})"),
+    (r"'?--pretrained[ =](\w+)'?", r"the pretrained tag \1 (Settings)"),
+    (r"'?--pretrained'?", "the pretrained tag or weights file (Settings)"),
+    (r"'?--(model|head|device)'?", lambda m: f"the {m.group(1)} setting (Settings)"),
+    (r"'?--classes'?", "the class panel"),
+)  # fmt: skip
+
+
+def gui_text(message: str) -> str:
+    """``message`` with command-line flags replaced by where the app offers the same fix."""
+    for pattern, replacement in _GUI_PHRASES:
+        message = re.sub(pattern, replacement, message)
+    return message
 
 
 class NotificationBar(QFrame):
@@ -37,6 +69,7 @@ class NotificationBar(QFrame):
         self.hide()
 
     def show_message(self, message: str, details: str = "") -> None:
+        message = gui_text(message)
         self.history.append(message)
         self.text.setText(message)
         self._details = details
@@ -51,49 +84,112 @@ class NotificationBar(QFrame):
 
 
 class ModelBanner(QFrame):
-    """Shown while no zero-shot weights are loaded: manual labelling works; offers the fixes."""
+    """Shown while no zero-shot weights are loaded: manual labelling works; offers the fixes.
+
+    One line says why; "Details" unfolds the full text (cache folder, URLs tried) below it.
+    """
 
     download_requested = Signal()
     choose_file_requested = Signal()
     continue_requested = Signal()
     settings_requested = Signal()
     cancel_requested = Signal()
+    random_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("banner")
         self.setStyleSheet("#banner { background: #fff3cd; color: #4a3b00; border-radius: 4px; }")
         self.text = QLabel()
-        self.text.setWordWrap(True)
+        self.text.setTextFormat(Qt.TextFormat.RichText)
+        self.details = QLabel()
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.hide()
+        self.details_button = QPushButton("Details ▸")
+        self.details_button.setCheckable(True)
         self.download = QPushButton("Download weights")
+        self.retry = QPushButton("Retry download")
+        self.cancel = QPushButton("Cancel download")
         self.choose = QPushButton("Choose local file…")
+        self.random = QPushButton("Try with random weights")
+        self.random.setToolTip(RANDOM_TIP)
         self.settings = QPushButton("Settings…")
         self.skip = QPushButton("Continue without proposals")
-        self.cancel = QPushButton("Cancel download")
-        self.cancel.hide()
-        layout = QHBoxLayout(self)
-        layout.addWidget(self.text, 1)
-        for button in (self.download, self.cancel, self.choose, self.settings, self.skip):
-            layout.addWidget(button)
+        self._lay_out()
+        self._connect()
+        self._set_buttons(downloading=False, failed=False)
+        self.hide()
+
+    def _lay_out(self) -> None:
+        top = QHBoxLayout()
+        top.addWidget(self.text, 1)
+        top.addWidget(self.details_button)
+        buttons = QHBoxLayout()
+        for button in (self.download, self.retry, self.cancel, self.choose, self.random,
+                       self.settings, self.skip):  # fmt: skip
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 4, 8, 4)
+        layout.setSpacing(2)
+        layout.addLayout(top)
+        layout.addLayout(buttons)
+        layout.addWidget(self.details)
+
+    def _connect(self) -> None:
         self.download.clicked.connect(self.download_requested.emit)
+        self.retry.clicked.connect(self.download_requested.emit)
         self.choose.clicked.connect(self.choose_file_requested.emit)
+        self.random.clicked.connect(self.random_requested.emit)
         self.skip.clicked.connect(self.continue_requested.emit)
         self.settings.clicked.connect(self.settings_requested.emit)
         self.cancel.clicked.connect(self.cancel_requested.emit)
-        self.hide()
+        self.details_button.toggled.connect(self._toggle_details)
 
-    def show_missing(self, reason: str) -> None:
-        first = reason.strip().splitlines()[0] if reason.strip() else "No model weights are loaded."
-        self.text.setText(
-            "<b>Proposals are off: no zero-shot model weights.</b> Manual labelling works. "
-            f"<br><small>{first}</small>"
-        )
-        self.text.setToolTip(reason)
-        self.set_downloading(False)
+    def _toggle_details(self, shown: bool) -> None:
+        self.details.setVisible(shown)
+        self.details_button.setText("Details ▾" if shown else "Details ▸")
+
+    def _set_buttons(self, downloading: bool, failed: bool) -> None:
+        self.download.setVisible(not downloading and not failed)
+        self.retry.setVisible(failed and not downloading)
+        self.cancel.setVisible(downloading)
+
+    def _set_text(self, headline: str, reason: str, details: str) -> None:
+        line = _first_line(gui_text(reason))
+        self.text.setText(f"<b>{headline}</b> {line}")
+        self.details.setText(gui_text(details))
+        self.details_button.setVisible(bool(details.strip()) and details.strip() != line)
+        self.details_button.setChecked(False)
+
+    def show_missing(self, reason: str, details: str = "") -> None:
+        """No weights: one line of why, the full ``reason`` (and ``details``) under Details."""
+        full = "\n\n".join(p for p in (reason.strip(), details.strip()) if p)
+        self._set_text(
+            "Proposals are off: no zero-shot model weights. Manual labelling works.",
+            reason or "No model weights are loaded.", full,
+        )  # fmt: skip
+        self._set_buttons(downloading=False, failed=False)
+        self.show()
+
+    def show_download_failed(
+        self, reason: str, details: str = "", headline: str = "The download failed:"
+    ) -> None:
+        """The download stopped: its one-line reason, the URLs tried under Details, Retry."""
+        full = "\n\n".join(p for p in (reason.strip(), details.strip()) if p)
+        self._set_text(headline, reason or "unknown error", full)
+        self._set_buttons(downloading=False, failed=True)
         self.show()
 
     def set_downloading(self, active: bool, text: str = "") -> None:
-        self.download.setVisible(not active)
-        self.cancel.setVisible(active)
+        self._set_buttons(downloading=active, failed=False)
         if text:
-            self.text.setText(text)
+            self.text.setText(f"<b>{text}</b>")
+            self.details_button.hide()
+            self.details.hide()
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else ""

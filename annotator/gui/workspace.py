@@ -89,6 +89,7 @@ class Workspace(QObject):
     notify = Signal(str, str)  # message, details
     message = Signal(str)
     engine_state = Signal(object)  # EngineState
+    engine_loading = Signal(object)  # model name: a (re)load started; engine_state follows
     batch_progress = Signal(object)
     batch_finished = Signal(object, bool)
     _saved = Signal()
@@ -166,6 +167,7 @@ class Workspace(QObject):
         except Exception as error:  # noqa: BLE001 - a bad setting must not close the app
             self._engine_state(EngineState(self.settings.model, "-", False, str(error)))
             return
+        self.engine_loading.emit(self.settings.model)
         self.engine.worker.configure(config, self.project)
 
     def shutdown(self) -> None:
