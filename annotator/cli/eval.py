@@ -45,7 +45,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--gt", help="folder of truth index masks (PNG)")
     parser.add_argument("--pred", help="folder of predicted index masks, same relative names")
-    parser.add_argument("--classes", help="text file with one class name per line, in index order")
+    parser.add_argument(
+        "--classes",
+        help="class names in index order: a text file (one per line) or a classes.json; default: "
+        "the classes.json that 'annotator propose' wrote into --pred (or one in --gt)",
+    )
     parser.add_argument(
         "--unseen",
         default="",
@@ -65,7 +69,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _evaluate(args: argparse.Namespace) -> MetricsReport:
     from annotator.cli.export import _open_for_reading, drain
     from annotator.errors import FormatError
-    from annotator.metrics import evaluate_folders, evaluate_project, read_class_names
+    from annotator.metrics import evaluate_folders, evaluate_project
 
     unseen = [n.strip() for n in args.unseen.split(",") if n.strip()]
     if args.folder and not (args.gt or args.pred):
@@ -79,8 +83,61 @@ def _evaluate(args: argparse.Namespace) -> MetricsReport:
             return report
     if not (args.gt and args.pred) or args.folder:
         raise FormatError("Give either a project FOLDER, or both --gt DIR and --pred DIR.")
-    names = read_class_names(args.classes) if args.classes else None
+    names = folder_class_names(args.classes, args.pred, args.gt)
+    _check_unseen(unseen, names)
     return evaluate_folders(args.gt, args.pred, names, unseen, args.ignore)
+
+
+def folder_class_names(classes: str | None, pred: str, gt: str) -> list[str] | None:
+    """Class names by index: ``--classes`` (text or classes.json), else the ``classes.json`` in
+    ``pred`` then in ``gt``; None when there is none (classes are then named by index)."""
+    from pathlib import Path
+
+    from annotator.metrics import read_class_names
+
+    if classes:
+        path = Path(classes)
+        return read_classes_json(path) if path.suffix == ".json" else read_class_names(path)
+    for folder in (pred, gt):
+        candidate = Path(folder) / "classes.json"
+        if candidate.is_file():
+            print(f"eval: class names from {candidate}", file=sys.stderr)
+            return read_classes_json(candidate)
+    return None
+
+
+def read_classes_json(path: object) -> list[str]:
+    """Names by index from a ``classes.json`` (``annotator propose`` / ``export --format masks``)."""
+    import json
+    from pathlib import Path
+
+    from annotator.errors import FormatError
+
+    try:
+        document = json.loads(Path(str(path)).read_text("utf-8"))
+        entries = sorted(document["classes"], key=lambda c: int(c["index"]))
+        return [str(entry["name"]) for entry in entries]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise FormatError(f"{path} is not a classes.json written by annotator: {error}") from error
+
+
+def _check_unseen(unseen: list[str], names: list[str] | None) -> None:
+    from annotator.errors import FormatError
+
+    if not unseen:
+        return
+    if names is None:
+        raise FormatError(
+            f"--unseen names classes ({', '.join(unseen)}), but the masks hold only class "
+            "indices and neither --pred nor --gt has a classes.json: pass --classes FILE "
+            "(one class name per line, in index order)."
+        )
+    unknown = [n for n in unseen if n not in names]
+    if unknown:
+        raise FormatError(
+            f"Unseen classes {unknown} are not among the classes {names}; check --unseen, or "
+            "pass --classes FILE (one class name per line, in index order)."
+        )
 
 
 def _wants_active_version(source: str, project: object) -> bool:

@@ -50,18 +50,23 @@ def _size(num_bytes: float) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from annotator.cli import _model_table as table  # reads open_clip's table without torch
     from annotator.engine import weights
 
-    print(f"{'MODEL':<32} {'TAG':<36} PRESENT")
-    for model, tag in weights.list_sources():
-        if not args.all and not weights.supports_dense_heads(model):
+    print(f"{'MODEL':<32} {'TAG':<36} {'SIZE':>10}  PRESENT")
+    for model, tag in table.list_sources():
+        if not args.all and not table.supports_dense_heads(model):
             continue
-        found = weights.find_weights(weights.weights_source(model, tag))
+        found = weights.find_weights(table.weights_source(model, tag))
         if args.present and found is None:
             continue
-        mark = f"yes ({_size(found.stat().st_size)})" if found else "no"
+        estimate = table.estimated_bytes(model)
+        size = (
+            _size(found.stat().st_size) if found else (f"~{_size(estimate)}" if estimate else "?")
+        )
         default = "  (default)" if (model, tag) == (DEFAULT_MODEL, DEFAULT_PRETRAINED) else ""
-        print(f"{model:<32} {tag:<36} {mark}{default}")
+        print(f"{model:<32} {tag:<36} {size:>10}  {'yes' if found else 'no'}{default}")
+    print("SIZE: the file's size when present, else an estimate (~) of a float32 download.")
     return 0
 
 
@@ -110,6 +115,15 @@ def _bar() -> Callable[[Progress], None]:
     return show
 
 
+def _offline_line(switched_off: bool) -> str:
+    from annotator.cli._model_table import network_problem
+
+    if switched_off:
+        return "yes (HF_HUB_OFFLINE or ANNOTATOR_OFFLINE is set: downloads are switched off)"
+    problem = network_problem()
+    return f"yes ({problem}; downloads will fail)" if problem else "no"
+
+
 def run_info(args: argparse.Namespace) -> int:
     from annotator.engine import weights
 
@@ -118,7 +132,7 @@ def run_info(args: argparse.Namespace) -> int:
     complete = [p for p in files if not p.name.endswith(".part")]
     partial = [p for p in files if p.name.endswith(".part")]
     print(f"cache folder: {root}  (set ANNOTATOR_CACHE_DIR to move it)")
-    print(f"offline: {'yes' if weights.is_offline() else 'no'}")
+    print(f"offline: {_offline_line(weights.is_offline())}")
     print(f"downloaded: {len(complete)} file(s), {_size(sum(p.stat().st_size for p in complete))}")
     for path in complete:
         print(f"  {path.relative_to(root)}  {_size(path.stat().st_size)}")
@@ -127,6 +141,8 @@ def run_info(args: argparse.Namespace) -> int:
             f"  {path.relative_to(root)}  {_size(path.stat().st_size)} (unfinished; resumed by "
             "'annotator models download', never loaded)"
         )
-    default = weights.find_weights(weights.weights_source(DEFAULT_MODEL, DEFAULT_PRETRAINED))
+    from annotator.cli._model_table import weights_source
+
+    default = weights.find_weights(weights_source(DEFAULT_MODEL, DEFAULT_PRETRAINED))
     print(f"default {DEFAULT_MODEL}:{DEFAULT_PRETRAINED}: {default or 'not present'}")
     return 0

@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
         self.training.retrain_requested.connect(self._retrain)
         self.training.cancel_requested.connect(self.workspace.cancel_batch)
         self.training.version_changed.connect(lambda _: self.workspace.reload_adapter())
+        self.workspace.records_changed.connect(self.training.update_state)
 
     def _retrain(self) -> None:
         if self.workspace.project is None:
@@ -124,10 +125,12 @@ class MainWindow(QMainWindow):
         self.device_label.setMinimumWidth(100)
         self.autosave_label.setMinimumWidth(120)
         self.latency_label.setMinimumWidth(110)
+        self.batch_label = QLabel("")  # the last propose-all's outcome; stays until the next
         self.batch_bar.setMaximumWidth(200)
         self.batch_bar.hide()
         bar = self.statusBar()
-        for widget in (self.cursor_label, self.batch_bar, self.model_label, self.device_label,
+        for widget in (self.cursor_label, self.batch_bar, self.batch_label, self.model_label,
+                       self.device_label,
                        self.latency_label, self.autosave_label):  # fmt: skip
             bar.addPermanentWidget(widget)
 
@@ -334,7 +337,8 @@ class MainWindow(QMainWindow):
         bundle = self.workspace.current
         if bundle is not None and bundle.relpath == relpath:
             self.canvas.set_proposal(bundle.proposal)
-            self.latency_label.setText(f"Proposal: {seconds * 1000:.0f} ms")
+            note = " (computed in advance)" if self.workspace.shown_in_advance else ""
+            self.latency_label.setText(f"Proposal: {seconds * 1000:.0f} ms{note}")
             if self.statusBar().currentMessage() == "Proposing…":
                 self.statusBar().clearMessage()
 
@@ -410,6 +414,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Type at least one class first.", 5000)
             return
         if self.workspace.propose_all():
+            self.batch_label.setText("")
             self.batch_bar.setValue(0)
             self.batch_bar.show()
             self._batch_button = self.statusBar().addPermanentWidget(self._cancel_button())
@@ -443,10 +448,11 @@ class MainWindow(QMainWindow):
             button.deleteLater()
             self._cancel_batch_button = None
         if result is not None:
-            text = f"Proposed {result.proposed} images" + (" (cancelled)" if cancelled else "")
-            if result.failed:
-                text += f"; {len(result.failed)} unreadable"
-            self.statusBar().showMessage(text, 8000)
+            text = f"Proposed {result.proposed} images ({len(result.failed)} failed)"
+            self.batch_label.setText(text + ("; cancelled" if cancelled else ""))
+            self.batch_label.setToolTip(
+                "\n".join(f"{path}: {why}" for path, why in result.failed.items())
+            )
 
     def open_settings(self) -> None:
         from annotator.engine import list_heads

@@ -15,9 +15,12 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -38,6 +41,34 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
 
+#: Rows of the before/after table that only mean something when some classes are unseen.
+GZS3_ROWS = ("seen mIoU", "unseen mIoU", "hIoU")
+NO_PIXELS = "n/a"
+
+
+def retrain_block_reason(project: Any, running: bool) -> str:
+    """Why Retrain cannot start now ("" when it can). Counts the project's images live."""
+    if running:
+        return "A retraining job is running."
+    from annotator.errors import ProjectError
+
+    try:
+        labelled = len(project.list_images("reviewed", has_labels=True)) if project else 0
+        reviewed = len(project.list_images("reviewed")) if project else 0
+    except ProjectError:  # closed while the window shuts down or opens another folder
+        project = None
+    if project is None:
+        return "Open a folder first."
+    if labelled:
+        return ""
+    if reviewed:
+        return (
+            f"{reviewed} image(s) are marked reviewed but hold no labels: paint labels "
+            "(or accept a proposal), then mark them reviewed (N)."
+        )
+    return "Retrain needs at least one reviewed image with labels: label one, press N."
+
+
 def _drive(job_factory: Callable[..., Any], should_stop: Callable[[], bool]) -> Generator:
     """A generator function (superqt needs one) around the training job."""
     return (yield from job_factory(should_stop))
@@ -56,6 +87,10 @@ class TrainingPanel(QWidget):
         self._stop = threading.Event()
         self._loss_x: list[float] = []
         self._loss_y: list[float] = []
+        self._round = 0
+        self._offset = 0  # steps of the finished rounds: the x axis counts on across rounds
+        self._round_total = 0
+        self.round_marks: list[Any] = []
         self._build()
         self.set_running(False)
 
@@ -65,16 +100,14 @@ class TrainingPanel(QWidget):
         self.retrain_button = QPushButton("Retrain")
         self.retrain_button.setToolTip("Train on the reviewed images; proposals then use it")
         self.cancel_button = QPushButton("Cancel")
+        self.reason = QLabel("")
+        self.reason.setWordWrap(True)
+        self.reason.setStyleSheet("color: palette(mid);")
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.progress = QProgressBar()
-        self.plot = pg.PlotWidget(title="training loss")
-        self.plot.setLabel("bottom", "step")
-        self.plot.setMinimumHeight(140)
-        self.curve = self.plot.plot([], [], pen=pg.mkPen(width=2))
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["held-out", "before", "after", "change"])
-        self.table.verticalHeader().setVisible(False)
+        self._build_plot()
+        self._build_table()
         self.versions = QListWidget()
         self.use_button = QPushButton("Use this version")
         self.rollback_button = QPushButton("Roll back")
@@ -85,6 +118,34 @@ class TrainingPanel(QWidget):
         self.rollback_button.clicked.connect(self.roll_back)
         self.versions.currentItemChanged.connect(self._show_selected)
 
+    def _build_plot(self) -> None:
+        palette = self.palette()
+        text = palette.color(QPalette.ColorRole.Text)
+        self.plot = pg.PlotWidget(background=palette.color(QPalette.ColorRole.Base))
+        self.plot.setTitle("training loss", color=text)
+        for side in ("bottom", "left"):
+            axis = self.plot.getAxis(side)
+            axis.setPen(pg.mkPen(palette.color(QPalette.ColorRole.Mid)))
+            axis.setTextPen(pg.mkPen(text))
+        self.plot.setLabel("bottom", "training step (rounds follow one another)")
+        self.plot.setLabel("left", "loss")
+        self.plot.setMinimumHeight(150)
+        self.curve_pen = pg.mkPen(palette.color(QPalette.ColorRole.Highlight), width=2)
+        self.curve = self.plot.plot([], [], pen=self.curve_pen)
+
+    def _build_table(self) -> None:
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["held-out", "before", "after", "change"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in (1, 2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+
     def _lay_out(self) -> None:
         buttons = QHBoxLayout()
         buttons.addWidget(self.retrain_button)
@@ -93,7 +154,7 @@ class TrainingPanel(QWidget):
         versions.addWidget(self.use_button)
         versions.addWidget(self.rollback_button)
         layout = QVBoxLayout(self)
-        for item in (buttons, self.status, self.progress, self.plot, self.table):
+        for item in (buttons, self.reason, self.status, self.progress, self.plot, self.table):
             layout.addLayout(item) if isinstance(item, QHBoxLayout) else layout.addWidget(item)
         layout.addWidget(QLabel("Model versions"))
         layout.addWidget(self.versions)
@@ -102,20 +163,38 @@ class TrainingPanel(QWidget):
     # -- project and versions ----------------------------------------------------------------
 
     def set_project(self, project: Any) -> None:
-        """Show ``project``'s versions; Retrain is enabled once it has a reviewed image."""
+        """Show ``project``'s versions (the previous project's curve, table and messages go);
+        Retrain is enabled once it has a reviewed image with labels."""
         self.project = project
+        self.clear_results()
+        self.status.setText("")
         self.refresh()
+
+    def clear_results(self) -> None:
+        """Empty the loss curve, round marks, progress and before/after table."""
+        self._loss_x, self._loss_y = [], []
+        self._round, self._offset, self._round_total = 0, 0, 0
+        self.curve.setData([], [])
+        for mark in self.round_marks:
+            self.plot.removeItem(mark)
+        self.round_marks = []
+        self.progress.reset()
+        self.table.setRowCount(0)
+
+    def update_state(self) -> None:
+        """Re-check whether Retrain can start (call on every image status change)."""
+        self.set_running(self.worker is not None or self._job_running)
 
     def refresh(self) -> None:
         from training import list_versions
 
         self.versions.clear()
         if self.project is None:
-            self.set_running(self.worker is not None)
+            self.update_state()
             return
         for version in reversed(list_versions(self.project)):
             self.versions.addItem(self._version_item(version))
-        self.set_running(self.worker is not None)
+        self.update_state()
 
     @staticmethod
     def _version_item(version: Any) -> QListWidgetItem:
@@ -171,8 +250,16 @@ class TrainingPanel(QWidget):
 
     # -- running -----------------------------------------------------------------------------
 
+    _job_running = False  # a job started through job_factory() (run by the main window)
+
     def set_running(self, running: bool) -> None:
-        self.retrain_button.setEnabled(not running and self.reviewed_count() > 0)
+        reason = retrain_block_reason(self.project, running)
+        self.retrain_button.setEnabled(not reason)
+        self.retrain_button.setToolTip(
+            reason or "Train on the reviewed images; proposals then use it"
+        )
+        self.reason.setText("" if running else reason)
+        self.reason.setVisible(bool(reason) and not running)
         self.cancel_button.setEnabled(running)
         has_versions = self.versions.count() > 0
         self.use_button.setEnabled(not running and has_versions)
@@ -214,10 +301,9 @@ class TrainingPanel(QWidget):
         worker.start()
 
     def _begin(self) -> None:
-        self._loss_x, self._loss_y = [], []
-        self.curve.setData([], [])
-        self.table.setRowCount(0)
+        self.clear_results()
         self.status.setText("Retraining…")
+        self._job_running = True
         self.set_running(True)
 
     def _cancel(self) -> None:
@@ -241,15 +327,38 @@ class TrainingPanel(QWidget):
         """Show one step: progress bar, message, and the loss curve."""
         self.progress.setMaximum(max(1, step.total))
         self.progress.setValue(step.done)
-        self.status.setText(step.message)
         data = step.data if isinstance(step.data, dict) else {}
+        round_note = f"round {data['round']}: " if "round" in data else ""
+        self.status.setText(round_note + step.message)
         if "loss" in data:
-            self._loss_x.append(len(self._loss_x) + 1)
-            self._loss_y.append(float(data["loss"]))
-            self.curve.setData(self._loss_x, self._loss_y)
+            self._plot_loss(int(data.get("round", 1)), data.get("step"), step.total, data["loss"])
+
+    def _plot_loss(self, round_number: int, step: Any, total: int, loss: float) -> None:
+        """Append one loss point at its training step, counting on across rounds; a dashed
+        line marks where each round after the first starts."""
+        if round_number != self._round:
+            if self._round:
+                self._offset += self._round_total
+                self._mark_round(round_number)
+            self._round = round_number
+        self._round_total = total
+        x = self._offset + (int(step) if step is not None else len(self._loss_x) + 1)
+        self._loss_x.append(x)
+        self._loss_y.append(float(loss))
+        self.curve.setData(self._loss_x, self._loss_y)
+
+    def _mark_round(self, round_number: int) -> None:
+        pen = pg.mkPen(self.palette().color(QPalette.ColorRole.Mid), style=Qt.PenStyle.DashLine)
+        mark = pg.InfiniteLine(
+            self._offset, angle=90, pen=pen, label=f"round {round_number}",
+            labelOpts={"position": 0.9, "color": self.palette().color(QPalette.ColorRole.Text)},
+        )  # fmt: skip
+        self.plot.addItem(mark)
+        self.round_marks.append(mark)
 
     def on_finished(self, result: Any, cancelled: bool) -> None:
         """The job ended: show before/after, list the new version, ask for fresh proposals."""
+        self._job_running = False
         self.set_running(False)
         if result is None or cancelled:
             self.status.setText("Retraining cancelled; the previous version stays active.")
@@ -261,6 +370,7 @@ class TrainingPanel(QWidget):
 
     def on_failed(self, message: str) -> None:
         self.status.setText(f"Retraining stopped: {message}")
+        self._job_running = False
         self.set_running(False)
         self.refresh()
 
@@ -268,14 +378,45 @@ class TrainingPanel(QWidget):
         """Fill the table from two MetricsReports (or their JSON dicts)."""
         from training.report import comparison_rows
 
-        rows = comparison_rows(before, after)
+        unseen = _unseen_names(after)
+        rows = [r for r in comparison_rows(before, after) if unseen or r[0] not in GZS3_ROWS]
         self.table.setRowCount(len(rows))
         for row, (label, old, new) in enumerate(rows):
-            change = "-" if old is None or new is None else f"{100 * (new - old):+.1f}"
-            for column, text in enumerate((label, _pct(old), _pct(new), change)):
-                self.table.setItem(row, column, QTableWidgetItem(text))
-        self.table.resizeColumnsToContents()
+            self._fill_row(row, label, old, new, gzs3=label in GZS3_ROWS)
+
+    def _fill_row(self, row: int, label: str, old: Any, new: Any, gzs3: bool) -> None:
+        change = "-" if old is None or new is None else f"{100 * (new - old):+.1f}"
+        missing = NO_PIXELS if gzs3 else "-"
+        texts = (
+            label,
+            missing if old is None else _pct(old),
+            missing if new is None else _pct(new),
+        )
+        for column, text in enumerate((*texts, change)):
+            item = QTableWidgetItem(text)
+            item.setToolTip(_row_tip(label, text))
+            if column:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.table.setItem(row, column, item)
 
     @property
     def loss_points(self) -> list[float]:
         return list(self._loss_y)
+
+
+def _unseen_names(report: Any) -> list[str]:
+    names = report.get("unseen") if isinstance(report, dict) else getattr(report, "unseen", None)
+    return list(names or ())
+
+
+def _row_tip(label: str, text: str) -> str:
+    if text == NO_PIXELS:
+        return (
+            "Not measurable: the held-out images have no pixels of the unseen classes, "
+            "and none were predicted."
+        )
+    if label in GZS3_ROWS:
+        return (
+            "Seen: classes with labels; unseen (novel): no labels yet. hIoU: their harmonic mean."
+        )
+    return label

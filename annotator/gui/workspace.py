@@ -84,7 +84,9 @@ class Workspace(QObject):
     records_changed = Signal()
     classes_changed = Signal()
     image_shown = Signal(object)  # ImageBundle or None
-    proposal_shown = Signal(str, float)  # relpath, seconds from request to screen
+    #: relpath, seconds: from opening the image (or asking again) to the proposal on screen;
+    #: for one computed in advance, the engine's own time (see ``shown_in_advance``).
+    proposal_shown = Signal(str, float)
     autosave_state = Signal(str)
     notify = Signal(str, str)  # message, details
     message = Signal(str)
@@ -101,6 +103,8 @@ class Workspace(QObject):
         self.current: ImageBundle | None = None
         self.wanted: str | None = None
         self.order: list[str] = []
+        self._opened_at = 0.0  # perf_counter() when the shown image was asked for
+        self.shown_in_advance = False  # the last proposal shown was computed before it was asked
         self.state = EngineState(settings.model, "-", False, "The model is still loading.")
         self._next_id = 0
         self._latest_id = 0
@@ -236,6 +240,7 @@ class Workspace(QObject):
         self.finish_accepting()
         self.save_now()
         self.wanted = relpath
+        self._opened_at = time.perf_counter()
         bundle = self.loader.cached(relpath)
         if bundle is not None:
             self._show(bundle)
@@ -277,7 +282,8 @@ class Workspace(QObject):
             bundle.proposal = result.label_map
         self.image_shown.emit(bundle)
         if result is not None and result.query == self.query():
-            self.proposal_shown.emit(bundle.relpath, time.perf_counter() - result.submitted)
+            self.shown_in_advance = True
+            self.proposal_shown.emit(bundle.relpath, result.seconds)
         else:
             self.request_proposal()
         # Start background work once this image is on screen, not while it is being painted.
@@ -349,7 +355,10 @@ class Workspace(QObject):
             cached.proposal = result.label_map
         if self.current is not None and self.current.relpath == result.relpath:
             self.current.proposal = result.label_map
-            self.proposal_shown.emit(result.relpath, time.perf_counter() - result.submitted)
+            # A prefetch asked for before the image was opened: count from the opening.
+            waited = time.perf_counter() - max(result.submitted, self._opened_at)
+            self.shown_in_advance = False
+            self.proposal_shown.emit(result.relpath, waited)
 
     def accept_proposal(self) -> bool:
         """Copy the proposal into every unlabeled pixel (human labels win); one undo step.
