@@ -76,8 +76,10 @@ def create_project_segmenter(args: argparse.Namespace, project: Any, command: st
     if not project.read_only:
         project.set_setting(ENGINE_SETTING, chosen)
     if not segmenter.available:
+        reason = str(segmenter.weights_error).strip().splitlines()[0]
         print(
-            f"annotator {command}: {segmenter.weights_error}\nUsing filter features only.",
+            f"annotator {command}: no CLIP weights are present, so it uses filter features only "
+            f"({reason} 'annotator models info' tells how to get them).",
             file=sys.stderr,
         )
     return segmenter

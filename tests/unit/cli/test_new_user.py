@@ -168,3 +168,18 @@ def test_app_without_display_exits_1_with_the_reason(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert "the desktop app needs a display, and there is none" in run.stderr
     assert not (tmp_path / "data" / "demo").exists()  # nothing copied before the check
+
+
+def test_train_without_weights_says_so_once_briefly(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from tests.unit.training.conftest import build_project
+
+    folder = tmp_path / "project"
+    build_project(folder, count=4, reviewed=4, size=32).close()
+    # Default engine (ViT-B-16/openai): no weights on this machine, so filter features only.
+    assert main(["train", str(folder), "--rounds", "1", "--steps", "10"]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "filter features only" in line]
+    assert len(notes) == 1 and notes[0].startswith(
+        "annotator train: no CLIP weights are present, so it uses filter features only ("
+    )
+    assert "Cache folder" not in err and "--pretrained PATH" not in err
