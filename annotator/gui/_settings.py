@@ -53,6 +53,7 @@ class AppSettings:
     use_model: bool = True
     prefetch: int = 2
     opacity: float = 0.55
+    last_export_dir: str = ""  # the export dialog starts here
     recent: list[str] = field(default_factory=list)
 
     def add_recent(self, folder: str | Path) -> None:

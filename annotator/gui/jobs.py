@@ -48,11 +48,15 @@ class JobRunner(QObject):
         dialog.setMinimumDuration(0)
         dialog.canceled.connect(self._stop.set)
         self.dialog = dialog
-        worker = create_worker(_drive, factory, args, self._stop.is_set, _start_thread=False)
-        worker.yielded.connect(self._progress)
-        worker.returned.connect(self._returned)
-        worker.errored.connect(self._errored)
-        worker.finished.connect(self._done)
+        connections = {
+            "yielded": self._progress,
+            "returned": self._returned,
+            "errored": self._errored,  # given here, superqt does not re-raise in the event loop
+            "finished": self._done,
+        }
+        worker = create_worker(
+            _drive, factory, args, self._stop.is_set, _start_thread=False, _connect=connections
+        )
         self.worker = worker
         worker.start()
 

@@ -181,6 +181,7 @@ class MainWindow(QMainWindow):
         )
         self._action("reviewed2", "Mark reviewed and go to next", self.mark_reviewed, "Ctrl+Return")
         self.model_toolbar.addAction(self.actions["reviewed"])
+        self._style_toolbar()
         help_menu = menus.addMenu("&Help")
         help_menu.addAction(
             self._action("shortcuts", "Keyboard shortcuts", self.show_shortcuts, "F1")
@@ -193,6 +194,16 @@ class MainWindow(QMainWindow):
                 str(number),
             )
         self.update_recent_menu()
+
+    def _style_toolbar(self) -> None:
+        from annotator.gui.toolbar import add_fill_tolerance, style_toolbar
+
+        toolbar = self.model_toolbar
+        first = toolbar.actions()[0]
+        toolbar.insertActions(first, [self.actions["open"], self.actions["export"]])
+        toolbar.insertSeparator(first)
+        style_toolbar(toolbar, self.actions)
+        self.fill_tolerance = add_fill_tolerance(toolbar, self.actions["tool_fill"], self.canvas)
 
     def _build_tool_actions(self, menu: Any) -> None:
         toolbar = QToolBar("Tools")
@@ -483,16 +494,25 @@ class MainWindow(QMainWindow):
         if self.workspace.project is None:
             self.statusBar().showMessage("Open a folder first.", 4000)
             return
-        dialog = TransferDialog(export, EXPORT_FORMATS if export else IMPORT_FORMATS, self)
+        if export:
+            from annotator.gui.export_dialog import ExportDialog
+
+            dialog = ExportDialog(EXPORT_FORMATS, self.settings.last_export_dir, self)
+        else:
+            dialog = TransferDialog(export, IMPORT_FORMATS, self)
         if not dialog.exec() or not dialog.path.text().strip():
             return
+        if export:
+            self.settings.last_export_dir = dialog.path.text().strip()
+            save_settings(self.settings)
         self.workspace.save_now()
         self.workspace.wait_for_saves()
         job = export_project if export else import_into_project
         if self.jobs.busy:
             self.statusBar().showMessage("Wait for the running job to finish.", 5000)
             return
-        self.jobs.on_done = lambda report, e=export: self._transfer_done(report, e)
+        target = dialog.path.text().strip()
+        self.jobs.on_done = lambda report, e=export, t=target: self._transfer_done(report, e, t)
         title = "Exporting…" if export else "Importing…"
         self.jobs.start(
             title,
@@ -504,8 +524,15 @@ class MainWindow(QMainWindow):
         )
         self.last_transfer_dialog = dialog
 
-    def _transfer_done(self, report: Any, export: bool) -> None:
+    def _transfer_done(self, report: Any, export: bool, target: str = "") -> None:
         text = report.summary("Exported" if export else "Imported")
+        if export:
+            text = text.replace(
+                f"Exported {report.written} images",
+                f"Exported {report.written} images to {target}",
+                1,
+            )
+            self.batch_label.setText(text.splitlines()[0])
         self.statusBar().showMessage(text.splitlines()[0], 8000)
         if report.skipped:
             self.notice.show_message(text.splitlines()[0], text)

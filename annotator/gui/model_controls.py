@@ -125,6 +125,9 @@ class ModelControls(QObject):
         failures go to the notification strip."""
         if self.downloading:
             self.downloading = False
+            # The message already lists the cache folder and URLs; a traceback only helps when
+            # the error is unexpected (a one-line message).
+            details = details if len(message.strip().splitlines()) <= 1 else ""
             stopped = message.lower().startswith("download cancelled")
             headline = "Download stopped:" if stopped else "The download failed:"
             self.window.banner.show_download_failed(message, details, headline)

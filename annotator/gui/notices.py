@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -102,9 +103,11 @@ class ModelBanner(QFrame):
         self.setStyleSheet("#banner { background: #fff3cd; color: #4a3b00; border-radius: 4px; }")
         self.text = QLabel()
         self.text.setTextFormat(Qt.TextFormat.RichText)
-        self.details = QLabel()
-        self.details.setWordWrap(True)
-        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.text.setWordWrap(True)  # a long reason wraps instead of widening the window
+        self.text.setMinimumWidth(200)
+        self.details = QPlainTextEdit()  # selectable, scrolls: never covers the canvas
+        self.details.setReadOnly(True)
+        self.details.setMaximumHeight(110)
         self.details.hide()
         self.details_button = QPushButton("Details ▸")
         self.details_button.setCheckable(True)
@@ -159,7 +162,7 @@ class ModelBanner(QFrame):
     def _set_text(self, headline: str, reason: str, details: str) -> None:
         line = _first_line(gui_text(reason))
         self.text.setText(f"<b>{headline}</b> {line}")
-        self.details.setText(gui_text(details))
+        self.details.setPlainText(gui_text(details))
         self.details_button.setVisible(bool(details.strip()) and details.strip() != line)
         self.details_button.setChecked(False)
 

@@ -129,6 +129,7 @@ class TrainingPanel(QWidget):
             axis.setTextPen(pg.mkPen(text))
         self.plot.setLabel("bottom", "training step (rounds follow one another)")
         self.plot.setLabel("left", "loss")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setMinimumHeight(150)
         self.curve_pen = pg.mkPen(palette.color(QPalette.ColorRole.Highlight), width=2)
         self.curve = self.plot.plot([], [], pen=self.curve_pen)
@@ -141,6 +142,9 @@ class TrainingPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setWordWrap(False)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        rows = self.table.verticalHeader()
+        rows.setDefaultSectionSize(self.fontMetrics().height() + 6)  # compact, like a list
+        self.table.setMinimumHeight(7 * rows.defaultSectionSize())
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for column in (1, 2, 3):
@@ -154,10 +158,12 @@ class TrainingPanel(QWidget):
         versions.addWidget(self.use_button)
         versions.addWidget(self.rollback_button)
         layout = QVBoxLayout(self)
-        for item in (buttons, self.reason, self.status, self.progress, self.plot, self.table):
+        for item in (buttons, self.reason, self.status, self.progress):
             layout.addLayout(item) if isinstance(item, QHBoxLayout) else layout.addWidget(item)
+        layout.addWidget(self.plot, 3)
+        layout.addWidget(self.table, 3)
         layout.addWidget(QLabel("Model versions"))
-        layout.addWidget(self.versions)
+        layout.addWidget(self.versions, 1)
         layout.addLayout(versions)
 
     # -- project and versions ----------------------------------------------------------------
