@@ -128,9 +128,7 @@ def test_random_weights_are_offered_and_shown(qtbot, image_folder: Path) -> None
         )
     )
     qtbot.waitUntil(window.banner.isVisible, timeout=TIMEOUT)
-    assert seen[0] == (
-        True, "Loading annotator-tiny-vit…", "Model: annotator-tiny-vit (loading)"
-    )
+    assert seen[0] == (True, "Loading annotator-tiny-vit…", "Model: annotator-tiny-vit (loading)")
     assert not controls.loading
     assert window.banner.random.isVisible()
     assert "masks are meaningless; for testing the workflow" in window.banner.random.toolTip()
