@@ -34,8 +34,13 @@ _GUI_PHRASES = (
     (r"'?--pretrained PATH'?", f"a local weights file ({CHOOSE_FILE})"),
     (r"'?--pretrained[ =](\w+)'?", r"the pretrained tag \1 (Settings)"),
     (r"'?--pretrained'?", "the pretrained tag or weights file (Settings)"),
-    (r"'?--(model|head|device)'?", lambda m: f"the {m.group(1)} setting (Settings)"),
-    (r"'?--classes'?", "the class panel"),
+    (r"[Pp]ass '?--classes(?: FILE)?'? with one (?:class )?name per line",
+     "fill in “Class names” (comma-separated, in index order)"),
+    (r"use --overwrite to replace them", "tick “Replace labels I already have” to replace them"),
+    (r"--split must", "The train fraction must"),
+    (r"--device (\w+) was asked for", r"The device \1 (Settings) was asked for"),
+    (r"use --device (\w+) or (\w+)", r"choose the device \1 or \2 in Settings"),
+    (r"'?--(model|head|device|short-side)(?: \w+)?'?", lambda m: f"the {m.group(1)} setting"),
 )  # fmt: skip
 
 

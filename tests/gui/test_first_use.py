@@ -77,8 +77,8 @@ def test_retrain_follows_review_shows_steps_and_resets_on_another_folder(
     assert labels[0] == "mIoU" and "IoU sky" in labels
     assert "hIoU" not in labels  # every class has labels: no unseen rows
     window.findChild(QDockWidget, "Retrain").raise_()
-    window.grab().save(str(shots / "new_user_retrained.png"))
-    panel.grab().save(str(shots / "new_user_retrain_panel.png"))
+    window.grab().save(str(shots / "first_use_retrained.png"))
+    panel.grab().save(str(shots / "first_use_retrain_panel.png"))
     other = tmp_path / "other"
     other.mkdir()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(other / "a.png")
@@ -106,7 +106,7 @@ def test_gzs3_rows_appear_with_novel_classes(qtbot, shots: Path) -> None:
     assert [panel.table.item(hiou, c).text() for c in (1, 2, 3)] == [NO_PIXELS, "32.0", "-"]
     assert "no pixels of the unseen classes" in panel.table.item(hiou, 1).toolTip()
     panel.resize(320, 640)
-    panel.grab().save(str(shots / "new_user_gzs3_table.png"))
+    panel.grab().save(str(shots / "first_use_gzs3_table.png"))
 
 
 def _tiny_model_without_weights() -> None:
@@ -147,7 +147,7 @@ def test_failed_download_shows_one_line_details_and_retry(
     qtbot.addWidget(window)
     banner = window.banner
     qtbot.waitUntil(banner.isVisible, timeout=TIMEOUT)
-    window.grab().save(str(shots / "new_user_banner_missing.png"))
+    window.grab().save(str(shots / "first_use_banner_missing.png"))
     qtbot.mouseClick(banner.download, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(banner.retry.isVisible, timeout=TIMEOUT)
     line = banner.text.text()
@@ -159,7 +159,7 @@ def test_failed_download_shows_one_line_details_and_retry(
     assert "--pretrained" not in banner.details.toPlainText()
     assert "Traceback" not in banner.details.toPlainText()
     assert not window.notice.isVisible()  # the failure is in the banner, not a second strip
-    window.grab().save(str(shots / "new_user_banner_failed.png"))
+    window.grab().save(str(shots / "first_use_banner_failed.png"))
     qtbot.mouseClick(banner.retry, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.jobs.busy, timeout=TIMEOUT)
     qtbot.waitUntil(banner.retry.isVisible, timeout=TIMEOUT)
@@ -216,7 +216,7 @@ def test_toolbar_has_icons_text_under_them_and_shortcut_tooltips(
     tolerance.selectAll()
     qtbot.keyClicks(tolerance, "40")
     assert window.canvas.fill_tolerance == 40
-    toolbar.grab().save(str(shots / "new_user_toolbar.png"))
+    toolbar.grab().save(str(shots / "first_use_toolbar.png"))
     window.close()
 
 
@@ -255,7 +255,7 @@ def test_export_dialog_remembers_folder_hides_options_and_says_where(
         dialog.format.setCurrentText("coco")
         seen["coco"] = (dialog.polygons.isVisible(), dialog.split.isVisible())
         seen["help"] = dialog.split_help.text()
-        dialog.grab().save(str(shots / "new_user_export_dialog.png"))
+        dialog.grab().save(str(shots / "first_use_export_dialog.png"))
         dialog.path.setText(str(out))
         dialog.accept()
 
@@ -276,22 +276,33 @@ def test_export_dialog_remembers_folder_hides_options_and_says_where(
     window.close()
 
 
-@pytest.mark.parametrize(
-    "message",
-    [
-        "The CLIP weights ViT-B-16:openai are not available: no network.\nCache folder: /c\n"
-        "To fix it, either run 'annotator models download ViT-B-16:openai' on a machine with "
-        "internet access (then copy that cache folder to this machine), or pass "
-        "'--pretrained PATH' with a local weights file (.safetensors, .bin or .pt).",
-    ],
+WEIGHTS_ERROR = (
+    "The CLIP weights ViT-B-16:openai are not available: no network.\nCache folder: /c\n"
+    "To fix it, either run 'annotator models download ViT-B-16:openai' on a machine with "
+    "internet access (then copy that cache folder to this machine), or pass "
+    "'--pretrained PATH' with a local weights file (.safetensors, .bin or .pt)."
 )
-def test_notices_never_name_command_line_flags(qtbot, message: str) -> None:
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (WEIGHTS_ERROR, "choose a local weights file (.safetensors, .bin or .pt) with “Choose "
+         "local file…”"),
+        ("m has no classes.json; pass --classes FILE with one class name per line.",
+         "m has no classes.json; fill in “Class names” (comma-separated, in index order)."),
+        ("a.png: has human labels already (use --overwrite to replace them)",
+         "a.png: has human labels already (tick “Replace labels I already have” to replace them)"),
+        ("--device cuda was asked for, but no CUDA GPU is usable here; use --device auto or cpu",
+         "The device cuda (Settings) was asked for, but no CUDA GPU is usable here; choose the "
+         "device auto or cpu in Settings"),
+    ],
+)  # fmt: skip
+def test_notices_never_name_command_line_flags(qtbot, message: str, expected: str) -> None:
     from annotator.gui.notices import NotificationBar
 
     bar = NotificationBar()
     qtbot.addWidget(bar)
     bar.show_message(message)
-    assert "--pretrained" not in bar.text.text()
-    assert "choose a local weights file (.safetensors, .bin or .pt) with “Choose local file…”" in (
-        bar.text.text()
-    )
+    assert expected in bar.text.text()
+    assert not re.search(r"--[a-z]", bar.text.text())
