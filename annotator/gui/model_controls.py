@@ -81,6 +81,7 @@ class ModelControls(QObject):
         settings = self.window.settings
         settings.pretrained, settings.weights_file, settings.use_model = "none", "", True
         self._reconfigure()
+        self.window.statusBar().showMessage(RANDOM_TIP, 8000)
 
     def continue_without_model(self) -> None:
         self.window.settings.use_model = False

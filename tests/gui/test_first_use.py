@@ -134,6 +134,9 @@ def test_random_weights_are_offered_and_shown(qtbot, image_folder: Path) -> None
     assert "masks are meaningless; for testing the workflow" in window.banner.random.toolTip()
     assert "--pretrained" not in window.banner.text.text() + window.banner.details.toPlainText()
     qtbot.mouseClick(window.banner.random, Qt.MouseButton.LeftButton)
+    assert window.statusBar().currentMessage() == (
+        "Random weights: the masks are meaningless; for testing the workflow."
+    )
     qtbot.waitUntil(lambda: window.workspace.state.available, timeout=TIMEOUT)
     assert window.model_label.text() == "Model: annotator-tiny-vit · random weights"
     assert not window.banner.isVisible() and window.settings.pretrained == "none"
