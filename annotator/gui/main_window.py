@@ -298,6 +298,7 @@ class MainWindow(QMainWindow):
         self.workspace.open_project(project)
         if self.training is not None:
             self.training.set_project(project)
+        self.batch_label.setText("")  # the last project's propose-all / export outcome
         self.settings.add_recent(project.root)
         save_settings(self.settings)
         self.update_recent_menu()

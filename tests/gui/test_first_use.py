@@ -79,6 +79,9 @@ def test_retrain_follows_review_shows_steps_and_resets_on_another_folder(
     window.findChild(QDockWidget, "Retrain").raise_()
     window.grab().save(str(shots / "first_use_retrained.png"))
     panel.grab().save(str(shots / "first_use_retrain_panel.png"))
+    with qtbot.waitSignal(ws.batch_finished, timeout=TIMEOUT):
+        window.actions["propose_all"].trigger()
+    assert window.batch_label.text().startswith("Proposed 3 images")
     other = tmp_path / "other"
     other.mkdir()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(other / "a.png")
@@ -86,6 +89,7 @@ def test_retrain_follows_review_shows_steps_and_resets_on_another_folder(
     qtbot.waitUntil(lambda: ws.project is not None and ws.project.root == other, timeout=TIMEOUT)
     assert panel.table.rowCount() == 0 and panel.loss_points == [] and panel.round_marks == []
     assert panel.status.text() == "" and panel.versions.count() == 0
+    assert window.batch_label.text() == ""
     assert not panel.retrain_button.isEnabled()
     window.close()
 
