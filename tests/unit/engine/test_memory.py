@@ -1,0 +1,138 @@
+"""The MCIBI class memory: update rule, persistence, invalidation, and labels beating text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from annotator.engine.features import Layout
+from annotator.engine.memory import (
+    ClassMemory,
+    MemoryAdapter,
+    learn_labels,
+    memory_key,
+    momentum,
+)
+from annotator.engine.testing import create_planted_segmenter
+from tests.unit.engine.memory_world import CLASSES, COLOURS, create_confused_segmenter, iou, scene
+
+NAMES = dict(enumerate(CLASSES))  # class id = index in the world
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def test_update_rule_matches_a_hand_computation() -> None:
+    layout = Layout(original=(2, 4), working=(2, 4), padded=(2, 4), patch=2)  # grid 1 x 2
+    memory = ClassMemory("k")
+    first = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32).T.reshape(2, 1, 2)  # D=2, patches
+    labels = np.full((2, 4), 255, np.uint8)
+    labels[:, :2] = 3  # 4 pixels of class 3 in patch 0
+    labels[0, 2] = 3  # 1 pixel in patch 1
+    assert memory.update(first, labels, layout, 255, "a.png") == [3]
+    np.testing.assert_allclose(memory.rows[3], [0.8, 0.2], atol=1e-6)  # first sight: the mean
+
+    second = np.array([[0.6, 0.8], [1.0, 0.0]], np.float32).T.reshape(2, 1, 2)
+    memory.update(second, np.full((2, 4), 3, np.uint8), layout, 255, "b.png")
+    m = np.array([0.8, 0.2])
+    s0, s1 = _unit(m) @ [0.6, 0.8], _unit(m) @ [1.0, 0.0]
+    w0, w1 = 4 * (1 - s0), 4 * (1 - s1)  # pixels unlike the memory weigh more
+    observed = (w0 * np.array([0.6, 0.8]) + w1 * np.array([1.0, 0.0])) / (w0 + w1)
+    rate = 0.9 * 2**-0.9
+    np.testing.assert_allclose(memory.rows[3], (1 - rate) * m + rate * observed, atol=1e-6)
+    assert memory.images == {3: 2} and memory.updates == {3: 2}
+    assert momentum(1) == pytest.approx(0.9 * 2**-0.9)
+    assert momentum(3) == pytest.approx(0.9 * 4**-0.9)
+
+
+def test_unchanged_labels_are_not_learned_twice_and_changed_ones_do_not_recount() -> None:
+    layout = Layout((2, 4), (2, 4), (2, 4), 2)
+    features = np.ones((2, 1, 2), np.float32)
+    labels = np.zeros((2, 4), np.uint8)
+    memory = ClassMemory("k")
+    memory.update(features, labels, layout, 255, "a.png")
+    assert memory.update(features, labels, layout, 255, "a.png") == []
+    labels[0, 0] = 1
+    assert memory.update(features, labels, layout, 255, "a.png") == [0, 1]
+    assert memory.images == {0: 1, 1: 1} and memory.updates == {0: 2, 1: 1}
+    assert memory.centre_count == 1
+
+
+def test_persistence_round_trip_and_invalidation(tmp_path: Path) -> None:
+    segmenter = create_confused_segmenter()
+    memory = ClassMemory(memory_key(segmenter))
+    image, truth = scene(np.random.default_rng(0))
+    learn_labels(memory, segmenter, image, truth.astype(np.uint8), 255, "x.png")
+    memory.save(tmp_path)
+    again = ClassMemory.load(tmp_path, memory_key(segmenter))
+    assert again.stale_key is None and again.learned == memory.learned
+    assert again.images == memory.images and again.updates == memory.updates
+    for class_id, row in memory.rows.items():
+        np.testing.assert_array_equal(again.rows[class_id], row)
+    np.testing.assert_array_equal(again.centre, memory.centre)
+    for changed in ({"short_side": 96}, {"head": "sclip"}, {"window": 32}):
+        other = memory_key(create_confused_segmenter(**changed))
+        assert other != memory_key(segmenter)
+        stale = ClassMemory.load(tmp_path, other)
+        assert stale.rows == {} and stale.stale_key == memory_key(segmenter)
+    (tmp_path / "memory.npz").write_bytes(b"not a memory")
+    broken = ClassMemory.load(tmp_path, memory_key(segmenter))
+    assert broken.rows == {} and "unreadable" in broken.stale_key
+
+
+def _propose(segmenter, images, adapter) -> np.ndarray:  # noqa: ANN001
+    maps = []
+    for image in images:
+        segmenter.set_image(image)
+        maps.append(segmenter.predict(list(CLASSES), adapter=adapter).label_map)
+    return np.stack(maps)
+
+
+def test_labels_win_where_the_text_points_at_another_class() -> None:
+    segmenter = create_confused_segmenter()
+    oracle = create_planted_segmenter(  # the same images, with text that names them right
+        {n: COLOURS[n] for n in CLASSES}, patch_size=8, short_side=64, device="cpu"
+    )
+    rng = np.random.default_rng(1)
+    memory = ClassMemory(memory_key(segmenter))
+    for i in range(3):  # three labelled images: grass and cat labelled, dog never
+        image, truth = scene(rng)
+        labels = np.where(truth == 2, 255, truth).astype(np.uint8)
+        learn_labels(memory, segmenter, image, labels, 255, f"train{i}.png")
+    tests = [scene(rng) for _ in range(5)]
+    images, truth = [t[0] for t in tests], np.stack([t[1] for t in tests])
+    zero_shot = _propose(segmenter, images, None)
+    adapter = MemoryAdapter(memory, NAMES, segmenter.config.logit_scale, segmenter.patch_size)
+    with_memory = _propose(segmenter, images, adapter)
+    best = _propose(oracle, images, None)
+    cat, dog, grass = (CLASSES.index(n) for n in ("cat", "dog", "grass"))
+    assert iou(truth, zero_shot, cat) < 0.05 and iou(truth, zero_shot, dog) < 0.05
+    # Labelled cat: its memory wins over its text, close to what the right text would give
+    # (patch features blur the boundaries, for the oracle too).
+    assert iou(truth, with_memory, cat) > max(0.7, 0.85 * iou(truth, best, cat))
+    # Novel dog: its own text, no longer stolen by cat.
+    assert iou(truth, with_memory, dog) > max(0.7, 0.9 * iou(truth, best, dog))
+    assert iou(truth, with_memory, grass) > iou(truth, zero_shot, grass)
+    assert memory.counts() == {grass: 3, cat: 3}
+
+
+def test_novel_classes_keep_their_text_score_exactly() -> None:
+    segmenter = create_confused_segmenter()
+    image, truth = scene(np.random.default_rng(2))
+    memory = ClassMemory(memory_key(segmenter))
+    learn_labels(memory, segmenter, image, np.where(truth == 1, 1, 255).astype(np.uint8), 255)
+    seen = {}
+    adapter = MemoryAdapter(memory, NAMES, 40.0, segmenter.patch_size)
+    segmenter.set_image(image)
+    segmenter.predict(
+        list(CLASSES), adapter=lambda view: seen.setdefault("v", view) and adapter(view)
+    )
+    view = seen["v"]
+    out = adapter(view)
+    np.testing.assert_array_equal(out[[0, 2]], view.zero_shot_logits[[0, 2]])
+    assert not np.array_equal(out[1], view.zero_shot_logits[1])
+    off = MemoryAdapter(memory, NAMES, 40.0, segmenter.patch_size, disabled={1})
+    np.testing.assert_array_equal(off(view), view.zero_shot_logits)
