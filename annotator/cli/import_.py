@@ -34,6 +34,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from annotator.cli.export import drain
+    from annotator.cli.memory import learn_new_labels
     from annotator.errors import AnnotatorError
     from annotator.formats import ImportOptions, import_into_project
     from annotator.metrics import read_class_names
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
             report = drain(
                 import_into_project(project, args.format, args.source, options), "import"
             )
+            if report.written:  # the class memory learns the imported labels at once
+                learn_new_labels(project)
     except AnnotatorError as error:
         print(f"annotator import: {error}", file=sys.stderr)
         return 1
