@@ -56,7 +56,7 @@ class MemorySettings:
 
     base: float = 0.9
     power: float = 0.9
-    prior: float = 1.0
+    prior: float = 0.25
 
 
 def momentum(updates: int, settings: MemorySettings = MemorySettings()) -> float:
