@@ -30,8 +30,10 @@ never used (``ClassMemory.load`` returns an empty one whose ``stale_key`` says w
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -47,6 +49,7 @@ MEMORY_FILE = "memory.npz"
 #: Project setting: class ids whose memory the user switched off (the class panel's toggle).
 DISABLED_SETTING = "memory.disabled"
 _FORMAT = 1
+_MAX_COUNTED_PIXELS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -87,25 +90,40 @@ def patch_class_counts(
     :class:`~annotator.engine.features.Layout` of that image (original pixel ``(y, x)`` lies in
     working pixel ``((y + 0.5) * h / H, (x + 0.5) * w / W)``, which lies in patch ``// patch``).
     """
-    height, width = labels.shape
-    gh, gw = layout.grid
-    scale_y, scale_x = layout.working[0] / height, layout.working[1] / width
-    rows = np.minimum(
-        ((np.arange(height) + 0.5) * scale_y // layout.patch).astype(np.int64), gh - 1
-    )
-    cols = np.minimum(((np.arange(width) + 0.5) * scale_x // layout.patch).astype(np.int64), gw - 1)
-    flat = labels.ravel()
+    cells = layout.grid[0] * layout.grid[1]
+    # Beyond ~4 Mpx a regular subsample counts the same proportions (and bounds the cost).
+    step = max(1, math.ceil(math.sqrt(labels.size / _MAX_COUNTED_PIXELS)))
+    patch = _patch_map(labels.shape, step, layout.working, layout.patch, layout.grid)
+    labels = labels[::step, ::step]
+    if labels.dtype == np.uint8:  # one histogram of (patch, label) pairs
+        table = np.bincount((patch << 8) | labels.ravel(), minlength=cells << 8)
+        table = table.reshape(cells, 256).T
+        table[unlabeled] = 0
+        ids = np.flatnonzero(table.any(axis=1))
+        return ids.astype(np.int64), table[ids].astype(np.float32)
+    flat = labels.ravel().astype(np.int64)
     histogram = np.bincount(flat, minlength=unlabeled + 1)
     histogram[unlabeled] = 0
     ids = np.flatnonzero(histogram)
-    if not len(ids):
-        return ids.astype(np.int64), np.zeros((0, gh * gw), np.float32)
-    lookup = np.full(max(int(ids[-1]), unlabeled) + 1, len(ids), np.int64)
+    lookup = np.full(len(histogram), len(ids), np.int64)
     lookup[ids] = np.arange(len(ids))
-    patch = (rows[:, None] * gw + cols[None, :]).ravel()
-    cell = lookup[flat] * (gh * gw) + patch
-    counts = np.bincount(cell, minlength=(len(ids) + 1) * gh * gw)[: len(ids) * gh * gw]
-    return ids.astype(np.int64), counts.reshape(len(ids), gh * gw).astype(np.float32)
+    counts = np.bincount(lookup[flat] * cells + patch, minlength=(len(ids) + 1) * cells)
+    return ids.astype(np.int64), counts[: len(ids) * cells].reshape(-1, cells).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=2)
+def _patch_map(
+    size: tuple[int, int], step: int, working: tuple[int, int], patch: int, grid: tuple[int, int]
+) -> np.ndarray:
+    """int32 ``[H' * W']``: the patch (row-major on ``grid``) that each original pixel of the
+    ``[::step, ::step]`` subsample falls in."""
+    (height, width), (gh, gw) = size, grid
+    rows = (np.arange(0, height, step) + 0.5) * (working[0] / height) // patch
+    cols = (np.arange(0, width, step) + 0.5) * (working[1] / width) // patch
+    rows, cols = np.minimum(rows, gh - 1), np.minimum(cols, gw - 1)
+    patch_of = rows.astype(np.int32)[:, None] * gw + cols.astype(np.int32)[None, :]
+    patch_of.flags.writeable = False
+    return patch_of.ravel()
 
 
 @dataclass
@@ -144,7 +162,7 @@ class ClassMemory:
         if relpath is not None and self.learned.get(relpath) == digest:
             return []
         self._check_dim(features.shape[0])
-        flat = np.ascontiguousarray(features.reshape(features.shape[0], -1).T, dtype=np.float32)
+        flat = np.asarray(features, dtype=np.float32).reshape(features.shape[0], -1)  # [D, P]
         ids, counts = patch_class_counts(labels, layout, unlabeled)
         first_time = relpath is None or relpath not in self.learned
         for class_id, count in zip(ids.tolist(), counts, strict=True):
@@ -165,20 +183,20 @@ class ClassMemory:
         total = float(count.sum())
         old = self.rows.get(class_id)
         if old is None:
-            self.rows[class_id] = (count @ flat) / total
+            self.rows[class_id] = (flat @ count) / total
             self.updates[class_id] = 1
         else:
-            similarity = flat @ old / max(float(np.linalg.norm(old)), 1e-12)
+            similarity = old @ flat / max(float(np.linalg.norm(old)), 1e-12)
             weight = count * np.clip(1.0 - similarity, 0.0, None)
             weight = weight if weight.sum() > 1e-6 * total else count
-            observed = (weight @ flat) / float(weight.sum())
+            observed = (flat @ weight) / float(weight.sum())
             rate = momentum(self.updates[class_id], self.settings)
             self.rows[class_id] = ((1.0 - rate) * old + rate * observed).astype(np.float32)
             self.updates[class_id] += 1
         self.images[class_id] = self.images.get(class_id, 0) + int(new or old is None)
 
     def _learn_centre(self, flat: np.ndarray) -> None:
-        mean = flat.mean(axis=0)
+        mean = flat.mean(axis=1)
         self.centre_count += 1
         if self.centre is None:
             self.centre = mean.astype(np.float32)
@@ -328,7 +346,8 @@ def fuse_memory(
 
     ``features`` float32 ``[D, gh, gw]`` (grid covering the padded image), ``rows`` float32
     ``[S, D]`` the memory of the classes at ``positions``, ``weights`` ``[S]`` the memory's share,
-    ``centre`` ``[D]`` the common component subtracted before cosines. Returns a new float32 ``[C, h, w]`` array.
+    ``centre`` ``[D]`` the common component subtracted before cosines. Returns a new float32
+    ``[C, h, w]`` array.
     """
     import torch
 
@@ -338,25 +357,37 @@ def fuse_memory(
         scores = _memory_scores(pixels, memory, torch.from_numpy(centre), logit_scale)
         grid = _upsample(scores * logit_scale, logits.shape[1:], patch_size)
         out = torch.from_numpy(logits.copy())
-        beta = torch.from_numpy(weights.astype(np.float32)).view(-1, 1, 1)
-        out[positions] = (1.0 - beta) * out[positions] + beta * grid
+        for row, (position, beta) in enumerate(zip(positions, weights.tolist(), strict=True)):
+            out[position].mul_(1.0 - beta).add_(grid[row], alpha=beta)
         return out.numpy()
 
 
 def _memory_scores(features: Any, rows: Any, centre: Any, logit_scale: float) -> Any:
     """Cosines ``[S, gh, gw]`` of the context-fused pixel features with the centred memory.
 
-    ``W`` (MCIBI's class probabilities of each pixel) is a cosine classifier over the memory;
-    ``C = W M`` is the data-set context, gated by ``rho = relu(cos(f, C))``, fused as ``f + rho C``.
+    With ``p`` the centred unit pixel feature and ``m_k`` the centred unit memory rows: ``W``
+    (MCIBI's class probabilities of each pixel) = softmax of the cosine classifier ``p . m_k``;
+    the data-set context ``c = sum_k W_k m_k`` is gated by ``rho = relu(cos(p, c))`` and fused as
+    ``f = p + rho c``; the result is ``cos(f, m_k)``. Everything but one ``[S+1, D] x [D, P]``
+    product is computed in the S-dimensional space of the remembered classes (``c . m_j`` is
+    ``(G W)_j`` with ``G`` the memory's Gram matrix), which keeps it a fraction of a millisecond.
     """
+    import torch
+
     dim, gh, gw = features.shape
-    pixels = _unit(features.reshape(dim, -1).T - centre, 1)  # [P, D], centred
+    flat = features.reshape(dim, -1)  # [D, P]
     memory = _unit(rows - centre, 1)  # [S, D]
-    weight = (pixels @ memory.T).mul_(logit_scale).softmax(dim=1)  # W, [P, S]
-    context = weight @ memory  # C, [P, D]
-    rho = (_unit(context, 1) * pixels).sum(dim=1, keepdim=True).clamp_min(0.0)
-    fused = _unit(pixels + rho * context, 1)
-    return (fused @ memory.T).T.reshape(len(rows), gh, gw)
+    projected = torch.cat([memory, centre[None]]) @ flat  # [S + 1, P]
+    squares = torch.linalg.vector_norm(flat, dim=0).square_()
+    length = (squares - 2 * projected[-1] + centre.dot(centre)).clamp_min(1e-12).sqrt_()
+    cos = (projected[:-1] - (memory @ centre)[:, None]).div_(length)  # p . m_k, [S, P]
+    weight = (cos * logit_scale).softmax(dim=0)  # W
+    spread = (memory @ memory.T) @ weight  # c . m_j, [S, P]
+    along = (weight * cos).sum(dim=0)  # p . c
+    context = (weight * spread).sum(dim=0).clamp_min(1e-12)  # |c|^2
+    rho = (along / context.sqrt()).clamp_min(0.0)
+    norm = (1.0 + 2.0 * rho * along + rho.square() * context).clamp_min(1e-12).sqrt_()
+    return (cos + rho * spread).div_(norm).reshape(len(rows), gh, gw)
 
 
 def _upsample(grid: Any, size: tuple[int, int], patch_size: int) -> Any:

@@ -136,3 +136,56 @@ def test_novel_classes_keep_their_text_score_exactly() -> None:
     assert not np.array_equal(out[1], view.zero_shot_logits[1])
     off = MemoryAdapter(memory, NAMES, 40.0, segmenter.patch_size, disabled={1})
     np.testing.assert_array_equal(off(view), view.zero_shot_logits)
+
+
+def _direct_scores(features: np.ndarray, rows: np.ndarray, centre: np.ndarray, scale: float):
+    """The MCIBI fusion written out in feature space (the reference for the fast version)."""
+    pixels = features.reshape(features.shape[0], -1).T - centre
+    pixels /= np.linalg.norm(pixels, axis=1, keepdims=True)
+    memory = rows - centre
+    memory /= np.linalg.norm(memory, axis=1, keepdims=True)
+    logits = scale * pixels @ memory.T
+    weight = np.exp(logits - logits.max(axis=1, keepdims=True))
+    weight /= weight.sum(axis=1, keepdims=True)
+    context = weight @ memory
+    rho = np.maximum(0, (context / np.linalg.norm(context, axis=1, keepdims=True) * pixels).sum(1))
+    fused = pixels + rho[:, None] * context
+    fused /= np.linalg.norm(fused, axis=1, keepdims=True)
+    return (fused @ memory.T).T.reshape(len(rows), *features.shape[1:])
+
+
+def test_fused_scores_equal_the_feature_space_formula() -> None:
+    import torch
+
+    from annotator.engine.memory import _memory_scores
+
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(16, 5, 7)).astype(np.float32)
+    features /= np.linalg.norm(features, axis=0, keepdims=True)
+    rows, centre = rng.normal(size=(3, 16)).astype(np.float32), rng.normal(size=16) * 0.3
+    centre = centre.astype(np.float32)
+    fast = _memory_scores(*(torch.from_numpy(a) for a in (features, rows, centre)), 10.0)
+    np.testing.assert_allclose(
+        fast.numpy(), _direct_scores(features, rows, centre, 10.0), atol=1e-5
+    )
+
+
+def test_patch_counts_agree_for_8_and_16_bit_maps_and_large_maps_are_subsampled() -> None:
+    from annotator.engine.features import plan_layout
+    from annotator.engine.memory import patch_class_counts
+
+    rng = np.random.default_rng(4)
+    labels = rng.choice([0, 3, 7, 255], size=(90, 70)).astype(np.uint8)
+    layout = plan_layout((90, 70), 48, 200, 8)
+    ids8, counts8 = patch_class_counts(labels, layout, 255)
+    wide = labels.astype(np.uint16)
+    wide[labels == 255] = 65535
+    ids16, counts16 = patch_class_counts(wide, layout, 65535)
+    assert ids8.tolist() == ids16.tolist() == [0, 3, 7]
+    np.testing.assert_array_equal(counts8, counts16)
+    assert counts8.sum() == (labels != 255).sum()
+    big = np.zeros((3000, 2000), np.uint8)
+    big[:1500] = 1
+    ids, counts = patch_class_counts(big, plan_layout(big.shape, 64, 200, 16), 255)
+    assert ids.tolist() == [0, 1] and counts.sum() <= 4_000_000
+    assert counts[0].sum() == pytest.approx(counts[1].sum(), rel=0.01)
