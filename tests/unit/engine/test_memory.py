@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from annotator.engine.features import Layout
 from annotator.engine.memory import (
@@ -189,3 +191,41 @@ def test_patch_counts_agree_for_8_and_16_bit_maps_and_large_maps_are_subsampled(
     ids, counts = patch_class_counts(big, plan_layout(big.shape, 64, 200, 16), 255)
     assert ids.tolist() == [0, 1] and counts.sum() <= 4_000_000
     assert counts[0].sum() == pytest.approx(counts[1].sum(), rel=0.01)
+
+
+def _naive_counts(labels: np.ndarray, layout, unlabeled: int) -> dict[int, np.ndarray]:  # noqa: ANN001
+    """Per class, per patch: loop over pixels, mapping each through the working resolution."""
+    gh, gw = layout.grid
+    out: dict[int, np.ndarray] = {}
+    for y in range(labels.shape[0]):
+        for x in range(labels.shape[1]):
+            value = int(labels[y, x])
+            if value == unlabeled:
+                continue
+            wy = (y + 0.5) * (layout.working[0] / labels.shape[0])
+            wx = (x + 0.5) * (layout.working[1] / labels.shape[1])
+            row, col = min(int(wy // layout.patch), gh - 1), min(int(wx // layout.patch), gw - 1)
+            out.setdefault(value, np.zeros(gh * gw))[row * gw + col] += 1
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    height=st.integers(1, 40),
+    width=st.integers(1, 40),
+    short_side=st.integers(16, 64),
+    patch=st.sampled_from([4, 8, 16]),
+    seed=st.integers(0, 2**16),
+)
+def test_patch_counts_match_a_pixel_loop(height, width, short_side, patch, seed) -> None:  # noqa: ANN001
+    from annotator.engine.features import plan_layout
+    from annotator.engine.memory import patch_class_counts
+
+    labels = np.random.default_rng(seed).choice([1, 2, 200, 255], size=(height, width))
+    labels = labels.astype(np.uint8)
+    layout = plan_layout((height, width), short_side, 4 * short_side, patch)
+    ids, counts = patch_class_counts(labels, layout, 255)
+    expected = _naive_counts(labels, layout, 255)
+    assert ids.tolist() == sorted(expected)
+    for class_id, row in zip(ids.tolist(), counts, strict=True):
+        np.testing.assert_array_equal(row, expected[class_id])
