@@ -41,6 +41,15 @@ def with_memory(project: Any, segmenter: Any, memory: Any, trained: Any) -> Any:
     return create_memory_adapter(project, segmenter, memory, inner=trained)
 
 
+def unlearned_images(project: Any, memory: Any) -> list[str]:
+    """Relpaths of the project's human-labelled images that ``memory`` never learned."""
+    if project is None or memory is None:
+        return []
+    return [
+        r.relpath for r in project.list_images(has_labels=True) if r.relpath not in memory.learned
+    ]
+
+
 def learn(project: Any, segmenter: Any, memory: Any, relpath: str, image: Any, labels: Any) -> bool:
     """Teach ``memory`` one saved image (``HxWx3 uint8``, ``[H, W]`` class ids) and store it;
     False when nothing changed (labels already learned)."""

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from annotator.errors import AnnotatorError
 from annotator.gui import _engine
 from annotator.gui._propose import ClassQuery, predict_ids, propose_all
 from annotator.progress import Progress
@@ -87,6 +88,7 @@ class EngineWorker(QObject):
         self._adapter: Any = None  # the trained head (LogitAdapter) or None
         self._memory: Any = None  # the project's ClassMemory (annotator.engine.memory) or None
         self._learn: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._catch_up: deque[str] = deque()  # labelled images the memory never learned
         self._interactive: ProposalRequest | None = None
         self._prefetch: deque[ProposalRequest] = deque()
         self._cancelled: set[int] = set()
@@ -188,7 +190,9 @@ class EngineWorker(QObject):
             elif self._batch is not None:
                 self._batch_step()
             elif config is None and factory is None and not reload and not learns:
-                return
+                if not self._catch_up:
+                    return
+                self._learn_stored(self._catch_up.popleft())  # only when nothing else waits
 
     def _load(self, config: Any, project: Any) -> None:
         self._segmenter = None
@@ -203,6 +207,7 @@ class EngineWorker(QObject):
         self._segmenter = segmenter
         self._adapter = self._load_adapter(project)
         self._memory = self._load_memory(project, segmenter)
+        self._catch_up = deque(_engine.unlearned_images(project, self._memory))
         self.state_changed.emit(_engine.describe(segmenter, config))
 
     def _load_adapter(self, project: Any) -> Any:
@@ -235,6 +240,27 @@ class EngineWorker(QObject):
             self.failed.emit(0, f"The class memory could not learn: {error}", _details(error))
             return
         if any(changed):
+            self.memory_changed.emit(self._memory.counts(), True)
+
+    def _learn_stored(self, relpath: str) -> None:
+        """Catch up, when idle, with labels saved while the app was closed (or elsewhere)."""
+        project = self._project
+        if self._memory is None or project is None:
+            return
+        try:
+            labels = project.load_labels(relpath)
+            if labels is not None:
+                image = project.load_image(relpath)
+                _engine.learn(project, self._segmenter, self._memory, relpath, image, labels)
+        except (
+            AnnotatorError
+        ):  # an unreadable image or label file (the list shows it) teaches nothing
+            pass
+        except Exception as error:  # noqa: BLE001
+            self.failed.emit(
+                0, f"The class memory could not learn {relpath}: {error}", _details(error)
+            )
+        if not self._catch_up:
             self.memory_changed.emit(self._memory.counts(), True)
 
     def _current_adapter(self) -> Any:

@@ -104,3 +104,26 @@ def test_saved_labels_teach_the_next_proposal(qtbot, confused_folder: Path, shot
     assert window.workspace.memory_disabled() == {ids["cat"]}
     panel.grab().save(str(shots / "memory_panel_off.png"))
     window.close()
+
+
+def test_labels_saved_while_the_app_was_closed_are_learned_on_open(
+    qtbot, confused_folder: Path
+) -> None:
+    from annotator.project import Project
+
+    with Project.open(confused_folder) as project:
+        ids = {name: project.add_class(name).id for name in ("grass", "cat", "dog")}
+        labels = np.full((64, 64), 255, np.uint8)
+        labels[_core(CAT)] = ids["cat"]
+        project.save_labels("scene_1.png", labels)
+    window = open_window(qtbot, confused_folder)  # shows scene_0, never labelled
+    qtbot.waitUntil(lambda: window.workspace.memory_counts == {ids["cat"]: 1}, timeout=TIMEOUT)
+    qtbot.waitUntil(
+        lambda: (
+            (p := _proposal_at(window, "scene_0.png", *_core(CAT))) is not None
+            and (p == ids["cat"]).all()
+        ),
+        timeout=TIMEOUT,
+    )
+    assert "memory: 1 image" in window.classes.list.item(1).text()
+    window.close()
