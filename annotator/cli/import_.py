@@ -28,6 +28,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace existing human labels (default: keep them)",
     )
+    parser.add_argument("--no-memory", action="store_true", help="do not teach the class memory")
     add_sidecar_argument(parser)
     parser.set_defaults(run=run)  # fmt: skip
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             report = drain(
                 import_into_project(project, args.format, args.source, options), "import"
             )
-            if report.written:  # the class memory learns the imported labels at once
+            if report.written and not args.no_memory:  # the class memory learns them at once
                 learn_new_labels(project)
     except AnnotatorError as error:
         print(f"annotator import: {error}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""``annotator memory FOLDER [--rebuild]``: the project's class memory (MCIBI, seed paper 003).
+"""``annotator memory FOLDER [--update | --rebuild]``: the project's class memory (MCIBI, seed
+paper 003).
 
 The memory holds what each labelled class looks like in this data set (in the engine's feature
 space); proposals use it at once, before any retraining. It learns whenever labels are saved in
@@ -24,6 +25,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--rebuild",
         action="store_true",
         help="forget the memory and learn it again from every human label (loads the model)",
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="learn the labelled images the memory has not learned yet (e.g. after an import "
+        "that was stopped or ran without weights)",
     )
     add_sidecar_argument(parser)
     add_engine_arguments(parser)
@@ -55,18 +62,27 @@ def learn_new_labels(project: Any, args: argparse.Namespace | None = None) -> in
     """Teach the memory every human-labelled image it has not learned (after an import).
     Returns the number learned, or None (note on stderr) when no CLIP weights are available."""
     from annotator.cli.export import drain
-    from annotator.engine.memory import learn_project_job, load_project_memory
+    from annotator.engine.memory import learn_project_job, load_project_memory, memory_folder
 
     segmenter = create_memory_segmenter(args or default_engine_args(), project)
     if not segmenter.available:
         print(
             f"note: the class memory was not updated ({segmenter.weights_error}); run "
-            f"'annotator memory {project.root} --rebuild' once the weights are there.",
+            f"'annotator memory {project.root} --update' once the weights are there.",
             file=sys.stderr,
         )
         return None
     memory = load_project_memory(project, segmenter)
-    return drain(learn_project_job(project, segmenter, memory), "memory")
+    try:
+        return drain(learn_project_job(project, segmenter, memory), "memory")
+    except KeyboardInterrupt:
+        memory.save(memory_folder(project))
+        print(
+            f"\nnote: the class memory stopped learning; 'annotator memory {project.root} "
+            "--update' goes on where it stopped.",
+            file=sys.stderr,
+        )
+        return None
 
 
 def _rebuild(args: argparse.Namespace, project: Any) -> int:
@@ -119,11 +135,17 @@ def run(args: argparse.Namespace) -> int:
     from annotator.project import Project
 
     try:
-        if not args.rebuild:
+        if not (args.rebuild or args.update):
             with _open_for_reading(args) as project:
                 return _show(project)
         with Project.open(args.folder, sidecar=args.sidecar) as project:
-            return _rebuild(args, project)
+            if args.rebuild:
+                return _rebuild(args, project)
+            learned = learn_new_labels(project, args)
+            if learned is None:
+                return 1
+            print(f"learned {learned} labelled images")
+            return _show(project)
     except (AnnotatorError, ValueError) as error:
         print(f"annotator memory: {error}", file=sys.stderr)
         return 1

@@ -453,9 +453,11 @@ def learn_labels(
 
 def learn_project_job(
     project: Any, segmenter: Any, memory: ClassMemory, should_stop: Callable[[], bool] = bool,
+    save_every: int = 25,
 ) -> Any:  # fmt: skip
     """Batch job: learn every human-labelled image whose labels ``memory`` has not learned yet,
-    then save it; yields Progress, returns the number of images learned."""
+    saving it every ``save_every`` images learned and at the end (a stopped job keeps what it
+    learned; running it again continues); yields Progress, returns the number learned."""
     from annotator.errors import ImageReadError, JobCancelled
     from annotator.progress import Progress
 
@@ -463,7 +465,10 @@ def learn_project_job(
     learned = 0
     for done, record in enumerate(records):
         if should_stop():
-            raise JobCancelled(f"Stopped after {done} of {len(records)} images; nothing saved.")
+            memory.save(memory_folder(project))
+            raise JobCancelled(
+                f"Stopped after {done} of {len(records)} images; run it again to go on."
+            )
         labels = project.load_labels(record.relpath)
         if labels is not None and memory.learned.get(record.relpath) != labels_digest(labels):
             try:
@@ -472,6 +477,8 @@ def learn_project_job(
                 continue
             learn_labels(memory, segmenter, image, labels, project.unlabeled_value, record.relpath)
             learned += 1
+            if learned % save_every == 0:
+                memory.save(memory_folder(project))
         yield Progress(done + 1, len(records), record.relpath)
     memory.save(memory_folder(project))
     return learned

@@ -127,3 +127,37 @@ def test_project_flags_need_a_project(world: dict, capsys) -> None:  # noqa: ANN
     assert "need --project" in capsys.readouterr().err
     assert main(["propose", str(world["outside"]), "--project", str(world["root"]),
                  "--classes", "cat"]) == 2  # fmt: skip
+
+
+def test_import_without_memory_then_update(world: dict, capsys) -> None:  # noqa: ANN001
+    root = world["root"]
+    main(["import", str(root), "--format", "masks", str(world["labels"]), "--no-memory"])
+    assert not (root / ".annotator" / "memory").exists()
+    capsys.readouterr()
+    assert main(["memory", str(root), "--update"]) == 0
+    out = capsys.readouterr().out
+    assert "learned 3 labelled images" in out
+    assert out.splitlines()[3].split() == ["cat", "3", "on"]
+    assert main(["memory", str(root), "--update"]) == 0
+    assert "learned 0 labelled images" in capsys.readouterr().out
+
+
+def test_a_stopped_learning_job_keeps_what_it_learned(world: dict) -> None:
+    from annotator.engine.memory import (
+        ClassMemory,
+        learn_project_job,
+        load_project_memory,
+        memory_key,
+    )
+    from annotator.errors import JobCancelled
+    from annotator.progress import run_job
+
+    root = world["root"]
+    main(["import", str(root), "--format", "masks", str(world["labels"]), "--no-memory"])
+    segmenter = create_confused_segmenter()
+    steps = iter([False, True])
+    with Project.open(root) as project:
+        memory = ClassMemory(memory_key(segmenter))
+        with pytest.raises(JobCancelled, match="run it again"):
+            run_job(learn_project_job(project, segmenter, memory, lambda: next(steps)))
+        assert list(load_project_memory(project, segmenter).learned) == ["train0.png"]
