@@ -133,7 +133,8 @@ class ClassMemory:
     ``rows``: class id -> float32 ``[D]`` (not normalised); ``images``: class id -> number of
     distinct labelled images it has seen; ``updates``: class id -> momentum steps taken;
     ``centre``: float32 ``[D]`` running mean of the learned images' mean features;
-    ``learned``: relpath -> digest of the labels last learned from it.
+    ``learned``: relpath -> digest of the labels last learned from it; ``image_classes``: relpath
+    -> the classes it has taught (so that an image counts once per class).
     """
 
     key: str
@@ -144,6 +145,7 @@ class ClassMemory:
     centre: np.ndarray | None = None
     centre_count: int = 0
     learned: dict[str, str] = field(default_factory=dict)
+    image_classes: dict[str, list[int]] = field(default_factory=dict)
     settings: MemorySettings = MemorySettings()
     stale_key: str | None = None  # set by load() when the stored memory was for another model
 
@@ -164,13 +166,14 @@ class ClassMemory:
         self._check_dim(features.shape[0])
         flat = np.asarray(features, dtype=np.float32).reshape(features.shape[0], -1)  # [D, P]
         ids, counts = patch_class_counts(labels, layout, unlabeled)
-        first_time = relpath is None or relpath not in self.learned
+        before = set(self.image_classes.get(relpath, ())) if relpath is not None else set()
         for class_id, count in zip(ids.tolist(), counts, strict=True):
-            self._learn_class(class_id, flat, count, first_time)
-        if first_time:
+            self._learn_class(class_id, flat, count, new_image=class_id not in before)
+        if relpath is None or relpath not in self.learned:
             self._learn_centre(flat)
         if relpath is not None:
             self.learned[relpath] = digest
+            self.image_classes[relpath] = sorted(before | set(ids.tolist()))
         return ids.tolist()
 
     def _check_dim(self, dim: int) -> None:
@@ -179,7 +182,9 @@ class ClassMemory:
         elif self.dim != dim:
             raise ValueError(f"features have {dim} channels; this memory holds {self.dim}")
 
-    def _learn_class(self, class_id: int, flat: np.ndarray, count: np.ndarray, new: bool) -> None:
+    def _learn_class(
+        self, class_id: int, flat: np.ndarray, count: np.ndarray, new_image: bool
+    ) -> None:
         total = float(count.sum())
         old = self.rows.get(class_id)
         if old is None:
@@ -193,7 +198,7 @@ class ClassMemory:
             rate = momentum(self.updates[class_id], self.settings)
             self.rows[class_id] = ((1.0 - rate) * old + rate * observed).astype(np.float32)
             self.updates[class_id] += 1
-        self.images[class_id] = self.images.get(class_id, 0) + int(new or old is None)
+        self.images[class_id] = self.images.get(class_id, 0) + int(new_image)
 
     def _learn_centre(self, flat: np.ndarray) -> None:
         mean = flat.mean(axis=1)
@@ -205,12 +210,6 @@ class ClassMemory:
                 np.float32
             )
 
-    def forget(self, class_ids: Iterable[int]) -> None:
-        """Drop the memory of ``class_ids`` (e.g. deleted classes)."""
-        for class_id in class_ids:
-            for table in (self.rows, self.images, self.updates):
-                table.pop(class_id, None)
-
     # -- persistence -------------------------------------------------------------------------
 
     def save(self, folder: str | Path) -> Path:
@@ -220,7 +219,7 @@ class ClassMemory:
         ids = sorted(self.rows)
         dim = self.dim or 0
         meta = {"format": _FORMAT, "key": self.key, "dim": self.dim, "learned": self.learned,
-                "centre_count": self.centre_count}  # fmt: skip
+                "image_classes": self.image_classes, "centre_count": self.centre_count}  # fmt: skip
         arrays = {
             "meta": np.array(json.dumps(meta)),
             "ids": np.asarray(ids, np.int64),
@@ -270,6 +269,7 @@ def read_memory_file(path: str | Path, settings: MemorySettings = MemorySettings
         memory.centre_count = int(meta["centre_count"])
         memory.centre = data["centre"].astype(np.float32) if memory.centre_count else None
         memory.learned = dict(meta["learned"])
+        memory.image_classes = {k: list(v) for k, v in meta.get("image_classes", {}).items()}
     return memory
 
 

@@ -60,7 +60,11 @@ def test_unchanged_labels_are_not_learned_twice_and_changed_ones_do_not_recount(
     labels[0, 0] = 1
     assert memory.update(features, labels, layout, 255, "a.png") == [0, 1]
     assert memory.images == {0: 1, 1: 1} and memory.updates == {0: 2, 1: 1}
-    assert memory.centre_count == 1
+    memory.update(features, np.ones((2, 4), np.uint8), layout, 255, "b.png")
+    labels[0, 1] = 1
+    memory.update(features, labels, layout, 255, "a.png")  # class 1 again in a.png: once
+    assert memory.images == {0: 1, 1: 2} and memory.updates == {0: 3, 1: 3}
+    assert memory.centre_count == 2
 
 
 def test_persistence_round_trip_and_invalidation(tmp_path: Path) -> None:
@@ -71,6 +75,7 @@ def test_persistence_round_trip_and_invalidation(tmp_path: Path) -> None:
     memory.save(tmp_path)
     again = ClassMemory.load(tmp_path, memory_key(segmenter))
     assert again.stale_key is None and again.learned == memory.learned
+    assert again.image_classes == memory.image_classes == {"x.png": [0, 1, 2]}
     assert again.images == memory.images and again.updates == memory.updates
     for class_id, row in memory.rows.items():
         np.testing.assert_array_equal(again.rows[class_id], row)
