@@ -144,6 +144,14 @@ def test_novel_classes_keep_their_text_score_exactly() -> None:
     off = MemoryAdapter(memory, NAMES, 40.0, segmenter.patch_size, disabled={1})
     np.testing.assert_array_equal(off(view), view.zero_shot_logits)
 
+    # Over a trained version: its logits for the novel classes pass through untouched.
+    def trained(v) -> np.ndarray:  # noqa: ANN001
+        return v.zero_shot_logits * 2 + 1
+
+    over = MemoryAdapter(memory, NAMES, 40.0, segmenter.patch_size, inner=trained)(view)
+    np.testing.assert_array_equal(over[[0, 2]], trained(view)[[0, 2]])
+    assert not np.array_equal(over[1], trained(view)[1])
+
 
 def _direct_scores(features: np.ndarray, rows: np.ndarray, centre: np.ndarray, scale: float):
     """The MCIBI fusion written out in feature space (the reference for the fast version)."""
