@@ -28,12 +28,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace existing human labels (default: keep them)",
     )
+    parser.add_argument("--no-memory", action="store_true", help="do not teach the class memory")
     add_sidecar_argument(parser)
     parser.set_defaults(run=run)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
     from annotator.cli.export import drain
+    from annotator.cli.memory import learn_new_labels
     from annotator.errors import AnnotatorError
     from annotator.formats import ImportOptions, import_into_project
     from annotator.metrics import read_class_names
@@ -46,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
             report = drain(
                 import_into_project(project, args.format, args.source, options), "import"
             )
+            if report.written and not args.no_memory:  # the class memory learns them at once
+                learn_new_labels(project)
     except AnnotatorError as error:
         print(f"annotator import: {error}", file=sys.stderr)
         return 1

@@ -1,4 +1,7 @@
-"""``annotator propose PATH... --classes "cat,dog,grass"``: zero-shot label maps for images."""
+"""``annotator propose PATH... --classes "cat,dog,grass"``: zero-shot label maps for images.
+
+``--project FOLDER`` proposes with a project's classes, trained version, settings and class
+memory instead (:mod:`annotator.cli._propose_project`)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from annotator.cli._engine_flags import add_engine_arguments, engine_config_from_args
+from annotator.cli._project_flags import add_sidecar_argument
 
 if TYPE_CHECKING:
     from annotator.engine.batch import ProposeReport
@@ -18,15 +22,35 @@ HELP = "propose label maps for images from typed class names (zero-shot, no trai
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="image files and/or folders")
     parser.add_argument(
         "--classes",
-        required=True,
         help='comma-separated class names; synonyms joined by ";", e.g. "cat,tv; monitor,grass"',
     )
-    parser.add_argument("--out", default="proposals", help="output folder (default ./proposals)")
+    parser.add_argument("--out", default=None, help="output folder (default ./proposals)")
+    _add_project_arguments(parser)
     add_engine_arguments(parser)
     parser.set_defaults(run=run)
+
+
+def _add_project_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("with a project")
+    group.add_argument(
+        "--project",
+        metavar="FOLDER",
+        help="use this project's classes (ids and order as its classes.json), active trained "
+        "version, engine settings and class memory; PATHs may lie anywhere (default: the "
+        "project's images without labels, with --into-project)",
+    )
+    group.add_argument(
+        "--into-project",
+        action="store_true",
+        help="store the results as the project's proposals (statuses and review queue updated)",
+    )
+    group.add_argument(
+        "--no-memory", action="store_true", help="ignore the project's class memory (to compare)"
+    )
+    add_sidecar_argument(group)
 
 
 def parse_classes(text: str) -> list[str]:
@@ -39,10 +63,24 @@ def run(args: argparse.Namespace) -> int:
     from annotator.engine.segmenter import create_segmenter
     from annotator.errors import AnnotatorError
 
-    classes = parse_classes(args.classes)
-    if not classes:
+    if args.project and args.classes:
+        print("annotator propose: --project uses the project's classes; drop --classes",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.project:
+        from annotator.cli._propose_project import run_with_project
+
+        return run_with_project(args)
+    if args.into_project or args.no_memory:
+        print("annotator propose: --into-project and --no-memory need --project FOLDER",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    classes = parse_classes(args.classes or "")
+    if not classes or not args.paths:
         print(
-            "annotator propose: --classes names no class; e.g. --classes cat,dog", file=sys.stderr
+            "annotator propose: give image PATHs and --classes (e.g. --classes cat,dog), "
+            "or --project FOLDER",
+            file=sys.stderr,
         )
         return 2
     items = collect_inputs(args.paths)
@@ -51,11 +89,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         segmenter = create_segmenter(engine_config_from_args(args), progress=_download_bar())
-        report = _drain(propose_files(segmenter, items, classes, args.out), len(items))
+        out = args.out or "proposals"
+        report = _drain(propose_files(segmenter, items, classes, out), len(items))
     except AnnotatorError as error:
         print(f"annotator propose: {error}", file=sys.stderr)
         return 1
-    return _summarise(report, args.out)
+    return _summarise(report, out)
 
 
 def _download_bar() -> Callable[[Progress], None]:

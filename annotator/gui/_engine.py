@@ -23,6 +23,44 @@ def load_adapter(project: Any) -> Any:
     return load_active_adapter(project)
 
 
+def load_memory(project: Any, segmenter: Any) -> Any:
+    """The project's class memory for ``segmenter``'s model, or None (no project or weights)."""
+    if project is None or segmenter is None or not getattr(segmenter, "available", False):
+        return None
+    from annotator.engine.memory import load_project_memory
+
+    return load_project_memory(project, segmenter)
+
+
+def with_memory(project: Any, segmenter: Any, memory: Any, trained: Any) -> Any:
+    """``trained`` (a LogitAdapter or None) with the class memory mixed in, when it has any."""
+    if memory is None or not memory.rows:
+        return trained
+    from annotator.engine.memory import create_memory_adapter
+
+    return create_memory_adapter(project, segmenter, memory, inner=trained)
+
+
+def unlearned_images(project: Any, memory: Any) -> list[str]:
+    """Relpaths of the project's human-labelled images that ``memory`` never learned."""
+    if project is None or memory is None:
+        return []
+    return [
+        r.relpath for r in project.list_images(has_labels=True) if r.relpath not in memory.learned
+    ]
+
+
+def learn(project: Any, segmenter: Any, memory: Any, relpath: str, image: Any, labels: Any) -> bool:
+    """Teach ``memory`` one saved image (``HxWx3 uint8``, ``[H, W]`` class ids) and store it;
+    False when nothing changed (labels already learned)."""
+    from annotator.engine.memory import learn_labels, memory_folder
+
+    updated = learn_labels(memory, segmenter, image, labels, project.unlabeled_value, relpath)
+    if updated and not project.read_only:
+        memory.save(memory_folder(project))
+    return bool(updated)
+
+
 def describe(segmenter: Any, config: Any) -> Any:
     """An EngineState for the status bar and the weights banner."""
     from annotator.gui.engine_worker import EngineState

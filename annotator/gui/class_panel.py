@@ -60,6 +60,7 @@ class ClassPanel(QWidget):
     hidden_changed = Signal(object)  # set of hidden class ids
     opacity_changed = Signal(float)
     outline_changed = Signal(bool)
+    memory_toggled = Signal(int, bool)  # class id, use its class memory in proposals
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -76,7 +77,14 @@ class ClassPanel(QWidget):
         self.opacity_value = QLabel("55%")
         self.opacity_value.setMinimumWidth(36)
         self.outline = QCheckBox("Outline only")
+        self.memory_box = QCheckBox("Use the class memory")
+        self.memory_box.setToolTip(
+            "Proposals for this class use what its saved labels look like in this folder "
+            "(no retraining needed). Untick to compare with the text alone."
+        )
         self._classes: list[Any] = []
+        self._labelled: set[int] = set()
+        self._memory: tuple[dict[int, int], set[int]] = ({}, set())
         self._layout()
         self._connect()
 
@@ -94,6 +102,7 @@ class ClassPanel(QWidget):
         layout.addWidget(self.entry)
         layout.addWidget(self.list)
         layout.addLayout(buttons)
+        layout.addWidget(self.memory_box)
         layout.addLayout(overlay)
 
     def _connect(self) -> None:
@@ -106,6 +115,8 @@ class ClassPanel(QWidget):
         self.opacity.valueChanged.connect(lambda v: self.opacity_value.setText(f"{v}%"))
         self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100))
         self.outline.toggled.connect(self.outline_changed.emit)
+        self.current_changed.connect(self._show_memory_switch)
+        self.memory_box.clicked.connect(self._memory_clicked)
 
     def _add(self) -> None:
         entries = parse_class_list(self.entry.text())
@@ -119,11 +130,13 @@ class ClassPanel(QWidget):
     def set_classes(self, classes: list[Any], labelled: set[int]) -> None:
         """Show ``classes`` (ClassInfo); those not in ``labelled`` are marked novel."""
         current, hidden = self.current_id, self.hidden_ids()
-        self._classes = list(classes)
+        self._classes, self._labelled = list(classes), set(labelled)
         self.list.blockSignals(True)
         self.list.clear()
         for number, info in enumerate(classes, start=1):
-            self.list.addItem(self._item(number, info, info.id not in labelled, info.id in hidden))
+            item = self._item(number, info, info.id not in labelled, info.id in hidden)
+            item.setText(item.text() + self._memory_badge(info.id))
+            self.list.addItem(item)
         self.list.blockSignals(False)
         self.select(current if current in {c.id for c in classes} else None)
 
@@ -140,6 +153,35 @@ class ClassPanel(QWidget):
             "Untick to hide this class on the canvas" + (f"\n{NOVEL_TIP}" if novel else "")
         )
         return item
+
+    def set_memory(self, counts: dict[int, int], disabled: set[int]) -> None:
+        """Show ``counts`` (class id -> labelled images in the class memory) and which classes
+        have their memory switched off."""
+        self._memory = (dict(counts), set(disabled))
+        self.set_classes(self._classes, self._labelled)
+
+    def memory_images(self, class_id: int) -> int:
+        return self._memory[0].get(class_id, 0)
+
+    def _memory_badge(self, class_id: int) -> str:
+        images = self.memory_images(class_id)
+        if not images:
+            return ""
+        plural = "image" if images == 1 else "images"
+        off = " (off)" if class_id in self._memory[1] else ""
+        return f"   · memory: {images} {plural}{off}"
+
+    def _show_memory_switch(self, class_id: int | None) -> None:
+        has_memory = class_id is not None and self.memory_images(class_id) > 0
+        info = self._info(class_id)
+        name = f" for '{info.name}'" if has_memory and info is not None else ""
+        self.memory_box.setText(f"Use the class memory{name}")
+        self.memory_box.setEnabled(has_memory)
+        self.memory_box.setChecked(has_memory and class_id not in self._memory[1])
+
+    def _memory_clicked(self, checked: bool) -> None:
+        if self.current_id is not None:
+            self.memory_toggled.emit(self.current_id, checked)
 
     @property
     def classes(self) -> list[Any]:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from annotator.errors import AnnotatorError
 from annotator.gui import _engine
 from annotator.gui._propose import ClassQuery, predict_ids, propose_all
 from annotator.progress import Progress
@@ -75,6 +76,7 @@ class EngineWorker(QObject):
     batch_progress = Signal(object)  # Progress
     batch_finished = Signal(object, bool)  # job result or None, cancelled
     adapter_changed = Signal()  # the trained head was reloaded: proposals need refreshing
+    memory_changed = Signal(object, bool)  # {class id: labelled images}, learned just now
     _wake = Signal()
 
     def __init__(self) -> None:
@@ -84,7 +86,10 @@ class EngineWorker(QObject):
         self._new_config: Any = None
         self._project: Any = None
         self._segmenter: Any = None
-        self._adapter: Any = None
+        self._adapter: Any = None  # the trained head (LogitAdapter) or None
+        self._memory: Any = None  # the project's ClassMemory (annotator.engine.memory) or None
+        self._learn: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._catch_up: deque[str] = deque()  # labelled images the memory never learned
         self._interactive: ProposalRequest | None = None
         self._prefetch: deque[ProposalRequest] = deque()
         self._cancelled: set[int] = set()
@@ -121,6 +126,13 @@ class EngineWorker(QObject):
             self._reload_adapter = True
         self._wake.emit()
 
+    def learn(self, relpath: str, image: np.ndarray, labels: np.ndarray) -> None:
+        """Teach the class memory the saved labels (``[H, W]`` class ids, not modified by anyone
+        afterwards) of ``image``; runs before the next proposal, so it already uses them."""
+        with self._lock:
+            self._learn[relpath] = (image, labels)
+        self._wake.emit()
+
     def cancel(self, request_id: int) -> None:
         with self._lock:
             self._cancelled.add(request_id)
@@ -154,12 +166,14 @@ class EngineWorker(QObject):
                 interactive, self._interactive = self._interactive, None
                 factory, self._pending_batch = self._pending_batch, None
                 reload, self._reload_adapter = self._reload_adapter, False
+                learns, self._learn = self._learn, {}
                 prefetch = None
                 if (
                     config is None
                     and interactive is None
                     and factory is None
                     and self._batch is None
+                    and not learns
                 ):
                     prefetch = self._prefetch.popleft() if self._prefetch else None
             if config is not None:
@@ -167,6 +181,8 @@ class EngineWorker(QObject):
             elif reload and self._segmenter is not None:
                 self._adapter = self._load_adapter(self._project)
                 self.adapter_changed.emit()
+            if learns:
+                self._learn_all(learns)
             if factory is not None:
                 self._begin_batch(factory)
             job = interactive or prefetch
@@ -174,8 +190,10 @@ class EngineWorker(QObject):
                 self._propose(job)
             elif self._batch is not None:
                 self._batch_step()
-            elif config is None and factory is None and not reload:
-                return
+            elif config is None and factory is None and not reload and not learns:
+                if not self._catch_up:
+                    return
+                self._learn_stored(self._catch_up.popleft())  # only when nothing else waits
 
     def _load(self, config: Any, project: Any) -> None:
         self._segmenter = None
@@ -189,6 +207,8 @@ class EngineWorker(QObject):
             return
         self._segmenter = segmenter
         self._adapter = self._load_adapter(project)
+        self._memory = self._load_memory(project, segmenter)
+        self._catch_up = deque(_engine.unlearned_images(project, self._memory))
         self.state_changed.emit(_engine.describe(segmenter, config))
 
     def _load_adapter(self, project: Any) -> Any:
@@ -199,6 +219,56 @@ class EngineWorker(QObject):
         except Exception as error:  # noqa: BLE001
             self.failed.emit(0, f"The trained head could not be loaded: {error}", _details(error))
             return None
+
+    def _load_memory(self, project: Any, segmenter: Any) -> Any:
+        try:
+            memory = _engine.load_memory(project, segmenter)
+        except Exception as error:  # noqa: BLE001
+            self.failed.emit(0, f"The class memory could not be loaded: {error}", _details(error))
+            return None
+        self.memory_changed.emit({} if memory is None else memory.counts(), False)
+        return memory
+
+    def _learn_all(self, learns: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        if self._memory is None or self._project is None:
+            return
+        try:
+            changed = [
+                _engine.learn(self._project, self._segmenter, self._memory, relpath, *pair)
+                for relpath, pair in learns.items()
+            ]
+        except Exception as error:  # noqa: BLE001
+            self.failed.emit(0, f"The class memory could not learn: {error}", _details(error))
+            return
+        if any(changed):
+            self.memory_changed.emit(self._memory.counts(), True)
+
+    def _learn_stored(self, relpath: str) -> None:
+        """Catch up, when idle, with labels saved while the app was closed (or elsewhere)."""
+        project = self._project
+        if self._memory is None or project is None:
+            return
+        try:
+            labels = project.load_labels(relpath)
+            if labels is not None:
+                image = project.load_image(relpath)
+                _engine.learn(project, self._segmenter, self._memory, relpath, image, labels)
+        except (
+            AnnotatorError
+        ):  # an unreadable image or label file (the list shows it) teaches nothing
+            pass
+        except Exception as error:  # noqa: BLE001
+            self.failed.emit(
+                0, f"The class memory could not learn {relpath}: {error}", _details(error)
+            )
+        if not self._catch_up:
+            self.memory_changed.emit(self._memory.counts(), True)
+
+    def _current_adapter(self) -> Any:
+        """The trained head with the class memory (current class names and switches)."""
+        if self._project is None:
+            return self._adapter
+        return _engine.with_memory(self._project, self._segmenter, self._memory, self._adapter)
 
     def _usable(self) -> bool:
         segmenter = self._segmenter
@@ -219,8 +289,9 @@ class EngineWorker(QObject):
 
             with torch.inference_mode():
                 ids, confidence = predict_ids(
-                    self._segmenter, request.image, request.query, self._adapter, request.dtype
-                )
+                    self._segmenter, request.image, request.query, self._current_adapter(),
+                    request.dtype,
+                )  # fmt: skip
             if request.save and self._project is not None:
                 self._project.save_proposal(request.relpath, ids, confidence)
         except Exception as error:  # noqa: BLE001
@@ -246,7 +317,8 @@ class EngineWorker(QObject):
         if segmenter is not None and not segmenter.available:
             segmenter = None
         try:
-            self._batch = factory(self._project, segmenter, self._adapter, self._batch_stop.is_set)
+            adapter = self._current_adapter()
+            self._batch = factory(self._project, segmenter, adapter, self._batch_stop.is_set)
         except Exception as error:  # noqa: BLE001
             self.failed.emit(0, f"The job could not start: {error}", _details(error))
             self.batch_finished.emit(None, True)

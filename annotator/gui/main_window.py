@@ -239,6 +239,8 @@ class MainWindow(QMainWindow):
         ws = self.workspace
         ws.records_changed.connect(self.refresh_records)
         ws.classes_changed.connect(self.refresh_classes)
+        ws.memory_changed.connect(self.refresh_classes)
+        self.classes.memory_toggled.connect(ws.set_memory_enabled)
         ws.image_shown.connect(self.show_bundle)
         ws.proposal_shown.connect(self.show_proposal)
         ws.autosave_state.connect(self.autosave_label.setText)
@@ -332,6 +334,7 @@ class MainWindow(QMainWindow):
     def refresh_classes(self) -> None:
         classes = self.workspace.classes()
         self.classes.set_classes(classes, {c.id for c in classes if not c.novel})
+        self.classes.set_memory(self.workspace.memory_counts, self.workspace.memory_disabled())
         colors = {c.id: c.color for c in classes}
         self.canvas.set_classes(colors, self.classes.hidden_ids())
 

@@ -94,6 +94,7 @@ class Workspace(QObject):
     engine_loading = Signal(object)  # model name: a (re)load started; engine_state follows
     batch_progress = Signal(object)
     batch_finished = Signal(object, bool)
+    memory_changed = Signal()  # memory_counts changed (or a class memory was switched)
     _saved = Signal()
 
     def __init__(self, settings: AppSettings, parent: QObject | None = None) -> None:
@@ -113,6 +114,8 @@ class Workspace(QObject):
         self._proposals: OrderedDict[str, ProposalResult] = OrderedDict()
         self._saving = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annotator-save")
         self._dirty = False
+        self._unlearned: set[str] = set()  # saved since the class memory last learned them
+        self.memory_counts: dict[int, int] = {}
         self._save_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self._save_timer.timeout.connect(self._autosave)
         self._records_timer = QTimer(self, singleShot=True, interval=100)
@@ -131,6 +134,7 @@ class Workspace(QObject):
         worker.batch_progress.connect(self._batch_progress)
         worker.batch_finished.connect(self._batch_finished)
         worker.adapter_changed.connect(self._adapter_changed)
+        worker.memory_changed.connect(self._memory_changed)
         self.batch_kind: str | None = None  # "propose" or "train" while a batch job runs
 
     # -- project ---------------------------------------------------------------------------------
@@ -239,6 +243,7 @@ class Workspace(QObject):
             return
         self.finish_accepting()
         self.save_now()
+        self._teach(self.current)
         self.wanted = relpath
         self._opened_at = time.perf_counter()
         bundle = self.loader.cached(relpath)
@@ -487,6 +492,7 @@ class Workspace(QObject):
         try:
             labels = live.copy()
             project.save_labels(relpath, labels, status=status)
+            self._unlearned.add(relpath)
             present = {int(v) for v in np.unique(labels)}
             for info in project.list_classes():
                 if info.novel and info.id in present:
@@ -512,10 +518,52 @@ class Workspace(QObject):
         doc = bundle.document
         if self._dirty or (doc.labels != doc.unlabeled).any():
             self.save_now(status="reviewed")
+            self._teach(bundle)
         else:
             self.project.set_status(bundle.relpath, "reviewed")
             self.records_changed.emit()
         return self._next_unreviewed(bundle.relpath)
+
+    # -- class memory ------------------------------------------------------------------------------
+
+    def _teach(self, bundle: ImageBundle | None) -> None:
+        """Once the user moves on from an image (or marks it reviewed), the class memory learns
+        its saved labels: after the queued saves, read back from the store in the save thread."""
+        if bundle is not None and self.project is not None:
+            self._saving.submit(self._teach_saved, self.project, bundle.relpath, bundle.image)
+
+    def _teach_saved(self, project: Any, relpath: str, image: np.ndarray) -> None:
+        if relpath not in self._unlearned:  # nothing saved since it was last learned
+            return
+        self._unlearned.discard(relpath)
+        try:
+            labels = project.load_labels(relpath)
+        except Exception:  # noqa: BLE001 - a label file that cannot be read teaches nothing
+            return
+        if labels is not None:
+            self.engine.worker.learn(relpath, image, labels)
+
+    def _memory_changed(self, counts: dict[int, int], learned: bool) -> None:
+        self.memory_counts = dict(counts)
+        self.memory_changed.emit()
+        if learned:  # proposals made before (prefetched ones too) did not know these labels
+            self._adapter_changed()
+
+    def memory_disabled(self) -> set[int]:
+        """Class ids whose class memory the user switched off."""
+        from annotator.engine.memory import disabled_classes
+
+        return set() if self.project is None else disabled_classes(self.project)
+
+    def set_memory_enabled(self, class_id: int, enabled: bool) -> None:
+        """Use (or not) a class's memory in proposals; the shown image is proposed again."""
+        from annotator.engine.memory import set_memory_enabled
+
+        if self.project is None:
+            return
+        set_memory_enabled(self.project, class_id, enabled)
+        self.memory_changed.emit()
+        self.reload_adapter()
 
     def _next_unreviewed(self, after: str) -> str | None:
         statuses = {r.relpath: r.status for r in self.project.list_images()}

@@ -1,0 +1,204 @@
+"""``annotator propose [PATH...] --project FOLDER``: propose with everything a project knows.
+
+Its classes (display order; label PNG index i = the i-th class of the project's ``classes.json``
+masks-export schema), its active trained version (``training.load_active_adapter``), its
+remembered engine settings and its class memory. PATHs may lie inside the project or anywhere.
+``--into-project`` stores the results as the project's proposals (status new -> proposed, the
+review queue ordered by confidence) instead of, or as well as, writing ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class ProjectProposeReport:
+    """Label PNGs written, images stored as project proposals, ``(path, reason)`` failures."""
+
+    written: list[Path] = field(default_factory=list)
+    stored: list[str] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def classes_document(classes: Sequence[Any]) -> dict:
+    """The masks-export ``classes.json`` of ``classes`` (``ClassInfo`` in display order)."""
+    entries = [
+        {"index": i, "name": c.name, "color": list(c.color), "synonyms": list(c.synonyms),
+         "novel": c.novel}
+        for i, c in enumerate(classes)
+    ]  # fmt: skip
+    return {"classes": entries, "unlabeled": 255 if len(classes) < 255 else 65535}
+
+
+def project_adapter(project: Any, segmenter: Any, use_memory: bool) -> Any:
+    """The active trained version (or None) wrapped in the class memory when ``use_memory``."""
+    from annotator.engine.memory import create_memory_adapter, load_project_memory
+
+    adapter = None
+    try:
+        from training import load_active_adapter
+    except ImportError:
+        pass
+    else:
+        adapter = load_active_adapter(project)
+    if not use_memory or not segmenter.available:
+        return adapter
+    memory = load_project_memory(project, segmenter)
+    if memory.stale_key is not None:
+        print(
+            f"note: the class memory was built for another model ({memory.stale_key}); run "
+            f"'annotator memory {project.root} --rebuild' to use it with this one.",
+            file=sys.stderr,
+        )
+    return (
+        create_memory_adapter(project, segmenter, memory, inner=adapter) if memory.rows else adapter
+    )
+
+
+def project_relpath(project: Any, path: Path) -> str | None:
+    """``path``'s relpath when it is an image of ``project``, else None."""
+    from annotator.errors import ProjectError
+
+    try:
+        relpath = path.resolve().relative_to(Path(project.root).resolve()).as_posix()
+        project.get_image(relpath)
+    except (ValueError, ProjectError):
+        return None
+    return relpath
+
+
+def default_items(project: Any) -> list[tuple[Path, Path]]:
+    """Every image of the project without human labels, as ``(file, relative)`` inputs."""
+    return [
+        (project.image_path(r.relpath), Path(r.relpath))
+        for r in project.list_images(has_labels=False)
+    ]
+
+
+def propose_project_files(
+    project: Any, segmenter: Any, adapter: Any, items: Sequence[tuple[Path, Path]],
+    out_dir: Path | None, into_project: bool, should_stop: Any = None,
+) -> Any:  # fmt: skip
+    """Batch job: propose ``items`` with the project's classes; yields Progress, returns a
+    :class:`ProjectProposeReport`. Writes ``out_dir`` PNGs + ``classes.json`` when given."""
+    from annotator.engine.batch import output_path, save_label_png
+    from annotator.errors import ImageReadError, JobCancelled
+    from annotator.progress import Progress
+
+    classes = project.list_classes()
+    colours = [tuple(c.color) for c in classes]
+    report, taken = ProjectProposeReport(), set()
+    for done, (path, relative) in enumerate(items):
+        if should_stop is not None and should_stop():
+            raise JobCancelled(f"Stopped after {done} of {len(items)} images")
+        relpath = project_relpath(project, path) if into_project else None
+        try:
+            indices, confidence = _propose(project, segmenter, adapter, classes, path)
+        except ImageReadError as error:
+            report.failed.append((path, error.reason))
+        else:
+            if out_dir is not None:
+                target = output_path(out_dir, relative, taken)
+                save_label_png(target, _unlabel(indices, len(classes), 255), colours)
+                report.written.append(target)
+            if relpath is not None:
+                _store(project, relpath, indices, classes, confidence)
+                report.stored.append(relpath)
+            elif into_project:
+                report.failed.append((path, "not an image of the project; not stored"))
+        yield Progress(done + 1, len(items), str(relative))
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "classes.json").write_text(json.dumps(classes_document(classes), indent=1))
+    return report
+
+
+def _propose(
+    project: Any, segmenter: Any, adapter: Any, classes: Sequence[Any], path: Path
+) -> tuple[np.ndarray, float]:
+    from annotator.errors import ImageReadError
+    from annotator.imageio import is_image_file, load_image
+
+    if not is_image_file(path):
+        raise ImageReadError(path, "not an image file name (.jpg, .png, .tif, ...)")
+    segmenter.set_image(load_image(path))
+    proposal = segmenter.predict([c.prompt for c in classes], adapter=adapter)
+    return proposal.label_map, float(proposal.mean_confidence)
+
+
+def _unlabel(indices: np.ndarray, count: int, unlabeled: int) -> np.ndarray:
+    """Indices ``[H, W]`` with the background index (``count``) set to ``unlabeled``."""
+    dtype = np.uint8 if unlabeled == 255 else np.uint16
+    return np.where(indices >= count, unlabeled, indices).astype(dtype)
+
+
+def _store(
+    project: Any, relpath: str, indices: np.ndarray, classes: Sequence[Any], confidence: float
+) -> None:
+    lut = np.full(len(classes) + 1, project.unlabeled_value, dtype=project.label_dtype)
+    lut[: len(classes)] = [c.id for c in classes]
+    project.save_proposal(relpath, lut[np.minimum(indices, len(classes))], confidence)
+
+
+def run_with_project(args: argparse.Namespace) -> int:
+    """``annotator propose ... --project FOLDER``; exit code."""
+    from annotator.errors import AnnotatorError
+    from annotator.project import Project
+
+    read_only = not args.into_project
+    try:
+        with Project.open(args.project, sidecar=args.sidecar, read_only=read_only) as project:
+            report = _propose_into(args, project)
+    except AnnotatorError as error:
+        print(f"annotator propose: {error}", file=sys.stderr)
+        return 1
+    return 1 if report is None else _summarise(report, args)
+
+
+def _propose_into(args: argparse.Namespace, project: Any) -> ProjectProposeReport | None:
+    from annotator.cli.export import drain
+    from annotator.cli.memory import create_memory_segmenter
+    from annotator.engine.batch import collect_inputs
+
+    if not project.list_classes():
+        print("annotator propose: the project has no classes yet; add some in the app.",
+              file=sys.stderr)  # fmt: skip
+        return None
+    items = collect_inputs(args.paths) if args.paths else default_items(project)
+    if not items:
+        print("annotator propose: no image to propose", file=sys.stderr)
+        return None
+    segmenter = create_memory_segmenter(args, project)
+    adapter = project_adapter(project, segmenter, use_memory=not args.no_memory)
+    if not segmenter.available and adapter is None:
+        raise segmenter.weights_error
+    job = propose_project_files(
+        project, segmenter, adapter, items, output_folder(args), args.into_project
+    )
+    return drain(job, "propose")
+
+
+def output_folder(args: argparse.Namespace) -> Path | None:
+    """``--out``; by default ``./proposals``, or nothing when storing ``--into-project``."""
+    if args.out:
+        return Path(args.out)
+    return None if args.into_project else Path("proposals")
+
+
+def _summarise(report: ProjectProposeReport, args: argparse.Namespace) -> int:
+    if report.written:
+        print(f"wrote {len(report.written)} label maps and classes.json to {output_folder(args)}")
+    if args.into_project:
+        print(f"stored {len(report.stored)} proposals in the project {args.project}")
+    for path, reason in report.failed:
+        print(f"  {path}: {reason}", file=sys.stderr)
+    return 0 if report.written or report.stored else 1

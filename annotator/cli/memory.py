@@ -1,0 +1,151 @@
+"""``annotator memory FOLDER [--update | --rebuild]``: the project's class memory (MCIBI, seed
+paper 003).
+
+The memory holds what each labelled class looks like in this data set (in the engine's feature
+space); proposals use it at once, before any retraining. It learns whenever labels are saved in
+the app or imported; ``--rebuild`` starts over from every human label (e.g. after switching model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from annotator.cli._engine_flags import add_engine_arguments
+from annotator.cli._project_flags import add_sidecar_argument
+
+NAME = "memory"
+HELP = "show the project's class memory (labelled images per class); --rebuild it from all labels"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", help="project folder (images plus their .annotator data)")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="forget the memory and learn it again from every human label (loads the model)",
+    )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="learn the labelled images the memory has not learned yet (e.g. after an import "
+        "that was stopped or ran without weights)",
+    )
+    add_sidecar_argument(parser)
+    add_engine_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def create_memory_segmenter(args: argparse.Namespace, project: Any) -> Any:
+    """The engine the project's flags describe (given flags, else the remembered ones, else the
+    defaults); its ``available`` is False when the CLIP weights are missing."""
+    from annotator.cli._engine_flags import engine_config_from_args
+    from annotator.cli.train import ENGINE_SETTING, resolve_engine_args
+    from annotator.engine import create_segmenter
+
+    chosen = resolve_engine_args(args, project.get_setting(ENGINE_SETTING))
+    config = engine_config_from_args(argparse.Namespace(**{**vars(args), **chosen}))
+    return create_segmenter(config, allow_missing_weights=True)
+
+
+def default_engine_args() -> argparse.Namespace:
+    """The engine flags at their defaults, never downloading (for commands without them)."""
+    parser = argparse.ArgumentParser()
+    add_engine_arguments(parser)
+    args = parser.parse_args([])
+    args.no_download = True
+    return args
+
+
+def learn_new_labels(project: Any, args: argparse.Namespace | None = None) -> int | None:
+    """Teach the memory every human-labelled image it has not learned (after an import).
+    Returns the number learned, or None (note on stderr) when no CLIP weights are available."""
+    from annotator.cli.export import drain
+    from annotator.engine.memory import learn_project_job, load_project_memory, memory_folder
+
+    segmenter = create_memory_segmenter(args or default_engine_args(), project)
+    if not segmenter.available:
+        print(
+            f"note: the class memory was not updated ({segmenter.weights_error}); run "
+            f"'annotator memory {project.root} --update' once the weights are there.",
+            file=sys.stderr,
+        )
+        return None
+    memory = load_project_memory(project, segmenter)
+    try:
+        return drain(learn_project_job(project, segmenter, memory), "memory")
+    except KeyboardInterrupt:
+        memory.save(memory_folder(project))
+        print(
+            f"\nnote: the class memory stopped learning; 'annotator memory {project.root} "
+            "--update' goes on where it stopped.",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _rebuild(args: argparse.Namespace, project: Any) -> int:
+    from annotator.cli.export import drain
+    from annotator.engine.memory import ClassMemory, learn_project_job, memory_key
+
+    segmenter = create_memory_segmenter(args, project)
+    if not segmenter.available:
+        print(f"annotator memory: {segmenter.weights_error}", file=sys.stderr)
+        return 1
+    memory = ClassMemory(memory_key(segmenter))
+    learned = drain(learn_project_job(project, segmenter, memory), "memory")
+    print(f"rebuilt the class memory from {learned} labelled images")
+    return _show(project)
+
+
+def format_memory(project: Any, memory: Any) -> str:
+    """One line per class (display order): name, labelled images remembered, on/off."""
+    from annotator.engine.memory import disabled_classes
+
+    off = disabled_classes(project)
+    classes = project.list_classes()
+    width = max([len(c.name) for c in classes] + [5])
+    lines = [f"{'class':<{width}}  images  memory"]
+    for info in classes:
+        images = memory.images.get(info.id, 0)
+        state = "off" if info.id in off else ("on" if images else "-")
+        lines.append(f"{info.name:<{width}}  {images:>6}  {state}")
+    lines.append(f"built for: {memory.key}  ({len(memory.learned)} images learned)")
+    return "\n".join(lines)
+
+
+def _show(project: Any) -> int:
+    from annotator.engine.memory import MEMORY_FILE, memory_folder, read_memory_file
+
+    path = memory_folder(project) / MEMORY_FILE
+    if not path.exists():
+        print(
+            "no class memory yet: it grows as labels are saved in the app or imported "
+            f"('annotator memory {project.root} --rebuild' learns every label now)."
+        )
+        return 0
+    print(format_memory(project, read_memory_file(path)))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from annotator.cli.export import _open_for_reading
+    from annotator.errors import AnnotatorError
+    from annotator.project import Project
+
+    try:
+        if not (args.rebuild or args.update):
+            with _open_for_reading(args) as project:
+                return _show(project)
+        with Project.open(args.folder, sidecar=args.sidecar) as project:
+            if args.rebuild:
+                return _rebuild(args, project)
+            learned = learn_new_labels(project, args)
+            if learned is None:
+                return 1
+            print(f"learned {learned} labelled images")
+            return _show(project)
+    except (AnnotatorError, ValueError) as error:
+        print(f"annotator memory: {error}", file=sys.stderr)
+        return 1
