@@ -33,11 +33,25 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """Settings of one import. ``overwrite``: replace existing human labels (else skip them).
-    ``class_names``: names by index for index-mask formats (VOC, masks)."""
+    """Settings of one import.
+
+    ``overwrite``: replace existing human labels (else skip them). ``class_names``: names by
+    index for index-mask formats (VOC, masks). ``status``: the status imported labels get;
+    ``None`` = the status the file itself records (annotator's own exports), else "reviewed"
+    (imported human labels are ground truth). ``fill_unlabeled``: a class name for the pixels
+    no shape covers (labelme's ``labelme2voc`` calls them ``_background_``); ``None`` keeps them
+    unlabeled. ``boxes_as_masks``: COCO boxes without a mask import as filled rectangles.
+    ``line_width`` / ``point_radius``: pixels of labelme ``line``/``linestrip``/``point`` shapes
+    (labelme's own defaults: 10 and 5).
+    """
 
     overwrite: bool = False
     class_names: tuple[str, ...] | None = None
+    status: str | None = None
+    fill_unlabeled: str | None = None
+    boxes_as_masks: bool = False
+    line_width: int = 10
+    point_radius: int = 5
 
 
 @dataclass
@@ -161,19 +175,67 @@ class ImageMatcher:
         return None  # fmt: skip
 
 
+IMPORT_STATUSES = ("edited", "reviewed")
+
+
+def import_status(options: ImportOptions, recorded: object = None) -> str:
+    """The status to store: ``options.status`` if set, else the file's own ``recorded`` status
+    (when it is "edited" or "reviewed"), else "reviewed"."""
+    if options.status is not None:
+        if options.status not in IMPORT_STATUSES:
+            raise FormatError(f"--status must be edited or reviewed, not {options.status!r}")
+        return options.status
+    return recorded if recorded in IMPORT_STATUSES else "reviewed"  # type: ignore[return-value]
+
+
+def fill_class_id(project: Project, options: ImportOptions) -> int | None:
+    """The class id for ``options.fill_unlabeled`` (added if new), or ``None``."""
+    if not options.fill_unlabeled:
+        return None
+    return resolve_classes(project, [options.fill_unlabeled])[options.fill_unlabeled]
+
+
+UNTOUCHED = -2  # no shape covers the pixel
+IGNORED = -1  # a shape said "ignore" (labelme __ignore__): unlabeled even with fill_unlabeled
+
+
+class LabelCanvas:
+    """An ``[H, W]`` int32 map that imported shapes are painted on (later on top). Pixels keep
+    :data:`UNTOUCHED` until a shape covers them, :data:`IGNORED` for ignore shapes."""
+
+    def __init__(self, height: int, width: int) -> None:
+        self.values = np.full((height, width), UNTOUCHED, np.int32)
+        self.shapes = 0
+
+    def paint(self, mask: np.ndarray, class_id: int | None) -> None:
+        """Set the pixels of ``mask`` (``[H, W]`` bool) to ``class_id`` (``None`` = ignore)."""
+        self.values[mask] = IGNORED if class_id is None else class_id
+        self.shapes += 1
+
+    def finish(self, project: Project, fill_id: int | None) -> np.ndarray | None:
+        """The project label map, or ``None`` when no shape labelled any pixel."""
+        labelled = self.values >= 0
+        if not labelled.any():
+            return None
+        out = np.where(labelled, self.values, project.unlabeled_value)
+        if fill_id is not None:
+            out[self.values == UNTOUCHED] = fill_id
+        return out.astype(project.label_dtype)
+
+
 def store_imported(
     project: Project,
     record: ImageRecord,
-    label_map: np.ndarray,
+    label_map: np.ndarray | None,
     options: ImportOptions,
     report: TransferReport,
+    status: str = "reviewed",
 ) -> None:
-    """Save an imported map as human labels (status ``edited``) unless labels exist and
-    ``overwrite`` is off."""
-    if record.has_labels and not options.overwrite:
-        report.skipped.append(
-            f"{record.relpath}: has human labels already (use --overwrite to replace them)"
-        )
+    """Save an imported map as human labels with ``status`` unless labels exist and
+    ``overwrite`` is off. A map with no labelled pixel (``None`` or all unlabeled) is never
+    stored: it would turn the image "edited" with nothing on it."""
+    if label_map is None or not (label_map != project.unlabeled_value).any():
+        report.skipped.append(f"{record.relpath}: no labelled pixels in the file for it; nothing stored")
         return
     if label_map.shape != (record.height, record.width):
         report.skipped.append(
@@ -181,8 +243,44 @@ def store_imported(
             f"{record.width} x {record.height}"
         )
         return
-    project.save_labels(record.relpath, label_map, status="edited")
+    if not options.overwrite and project.get_image(record.relpath).has_labels:
+        report.skipped.append(
+            f"{record.relpath}: has human labels already (use --overwrite to replace them)"
+        )
+        return
+    project.save_labels(record.relpath, label_map, status=status)
     report.written += 1  # fmt: skip
+
+
+def apply_class_metadata(project: Project, class_id: int, meta: object) -> None:
+    """Restore colour, synonyms and the novel flag that annotator's own exports record
+    (``{"color": [r, g, b], "synonyms": [...], "novel": bool}``); malformed values are ignored."""
+    if not isinstance(meta, dict):
+        return
+    color = meta.get("color")
+    if isinstance(color, list) and len(color) == 3 and all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in color
+    ):
+        project.set_class_color(class_id, tuple(color))
+    synonyms = meta.get("synonyms")
+    if isinstance(synonyms, list) and all(isinstance(v, str) and v.strip() for v in synonyms):
+        project.set_synonyms(class_id, tuple(v.strip() for v in synonyms[:100]))
+    if isinstance(meta.get("novel"), bool):
+        project.set_novel(class_id, meta["novel"])
+
+
+def resolve_classes_with_metadata(
+    project: Project, names: Iterable[str], metadata: dict[str, object]
+) -> dict[str, int]:
+    """Like :func:`resolve_classes`; classes this call adds get their ``metadata[name]``."""
+    ids: dict[str, int] = {}
+    for name in names:
+        found = project.find_class(name)
+        if found is None:
+            found = project.add_class(name)
+            apply_class_metadata(project, found.id, metadata.get(name))
+        ids[name] = found.id
+    return ids
 
 
 def ids_from_indices(
