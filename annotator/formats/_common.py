@@ -235,7 +235,9 @@ def store_imported(
     ``overwrite`` is off. A map with no labelled pixel (``None`` or all unlabeled) is never
     stored: it would turn the image "edited" with nothing on it."""
     if label_map is None or not (label_map != project.unlabeled_value).any():
-        report.skipped.append(f"{record.relpath}: no labelled pixels in the file for it; nothing stored")
+        report.skipped.append(
+            f"{record.relpath}: no labelled pixels in the file for it; nothing stored"
+        )
         return
     if label_map.shape != (record.height, record.width):
         report.skipped.append(
@@ -258,8 +260,10 @@ def apply_class_metadata(project: Project, class_id: int, meta: object) -> None:
     if not isinstance(meta, dict):
         return
     color = meta.get("color")
-    if isinstance(color, list) and len(color) == 3 and all(
-        isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in color
+    if (
+        isinstance(color, list)
+        and len(color) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in color)
     ):
         project.set_class_color(class_id, tuple(color))
     synonyms = meta.get("synonyms")

@@ -88,7 +88,12 @@ def check_coordinates(points: np.ndarray, width: int, height: int, what: str) ->
         raise FormatError(f"{what} has a coordinate that is not a finite number")
     margin = OUTSIDE_MARGIN * max(width, height)
     xs, ys = points[..., 0], points[..., 1]
-    if xs.min() < -margin or ys.min() < -margin or xs.max() > width + margin or ys.max() > height + margin:
+    if (
+        xs.min() < -margin
+        or ys.min() < -margin
+        or xs.max() > width + margin
+        or ys.max() > height + margin
+    ):
         raise FormatError(
             f"{what} has points far outside the {width} x {height} image "
             f"(x {xs.min():g}..{xs.max():g}, y {ys.min():g}..{ys.max():g})"
