@@ -56,14 +56,18 @@ class ImportOptions:
 
 @dataclass
 class TransferReport:
-    """What an export or import did: counts, and a line per skipped item saying why."""
+    """What an export or import did: counts, a line per skipped item saying why, and notes
+    (things done besides, e.g. an embedded image added to the project)."""
 
     written: int = 0
     skipped: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self, verb: str) -> str:
         text = f"{verb} {self.written} images"
+        if self.notes:
+            text += "\n  " + "\n  ".join(self.notes[:20])
         if self.skipped:
             text += f"; skipped {len(self.skipped)}:\n  " + "\n  ".join(self.skipped[:20])
         return text
