@@ -1,4 +1,5 @@
-"""``annotator export FOLDER --format coco|voc|masks --out PATH``: write the human labels."""
+"""``annotator export FOLDER --format coco|voc|masks|labelme --out PATH``: write the human
+labels (and, for COCO, VOC and labelme, the images upright beside them)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import Any
 from annotator.cli._project_flags import add_sidecar_argument
 
 NAME = "export"
-HELP = "export the human labels of a project folder as COCO JSON, Pascal-VOC or index masks"
+HELP = (
+    "export the human labels of a project folder as COCO JSON, Pascal-VOC, index masks or labelme"
+)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="the project (image folder)")
-    parser.add_argument("--format", required=True, choices=("coco", "voc", "masks"))
+    parser.add_argument("--format", required=True, choices=("coco", "voc", "masks", "labelme"))
     parser.add_argument(
         "--out", required=True, help="output folder (COCO: a folder or a .json file)"
     )

@@ -31,7 +31,10 @@ def write_upright_image(source: Path, target: Path) -> None:
     """Write ``source`` to ``target`` atomically so that every loader sees it in display
     orientation: copied byte for byte when it has no EXIF rotation, otherwise decoded upright
     (EXIF applied) and re-encoded in ``target``'s format without the rotation tag (JPEG at
-    quality 95). Raises :class:`annotator.errors.ImageReadError` for unreadable images."""
+    quality 95). ``target`` naming ``source`` itself (an export into the project folder) is left
+    alone. Raises :class:`annotator.errors.ImageReadError` for unreadable images."""
+    if Path(target).resolve() == Path(source).resolve():
+        return
     if exif_orientation(source) == 1:
         write_bytes_atomic(target, Path(source).read_bytes())
         return

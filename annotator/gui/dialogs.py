@@ -171,7 +171,7 @@ class TransferDialog(QDialog):
         _add_ok_cancel(self, form)
 
     def _pick(self) -> None:
-        if self.export or self.format.currentText() in ("voc", "masks", "labelme"):
+        if self.export or self.format.currentText() in ("voc", "masks", "labelme", "isat"):
             path = QFileDialog.getExistingDirectory(self, self.windowTitle())
         else:
             path, _ = QFileDialog.getOpenFileName(self, self.windowTitle(), "", "JSON (*.json)")
