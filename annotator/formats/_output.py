@@ -59,3 +59,32 @@ def exif_orientation(path: Path) -> int:
             return int(image.getexif().get(0x0112, 1) or 1)
     except (OSError, ValueError, SyntaxError):
         return 1
+
+
+def sweep_export_temps(folder: Path) -> int:
+    """Delete temporary files (``.NAME.*.tmp``) a killed earlier export left in ``folder`` --
+    only when ``folder`` carries :data:`EXPORT_MARKER` (so a project's own files are never
+    touched). Returns how many were removed."""
+    import contextlib
+
+    from annotator.project._atomic import TEMP_SUFFIX
+
+    folder = Path(folder)
+    if not (folder / EXPORT_MARKER).is_file():
+        return 0
+    removed = 0
+    for temp in folder.rglob(f".*{TEMP_SUFFIX}"):
+        if ".annotator" in temp.relative_to(folder).parts or not temp.is_file():
+            continue
+        with contextlib.suppress(OSError):
+            temp.unlink()
+            removed += 1
+    return removed
+
+
+def prepare_export_folders(project: Project, *folders: Path) -> None:
+    """Before an export writes anything: mark each folder (so a half-written export is never
+    scanned as project images) and sweep temporary files an earlier killed export left."""
+    for folder in folders:
+        mark_export_folder(folder, project)
+        sweep_export_temps(folder)

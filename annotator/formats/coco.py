@@ -39,7 +39,7 @@ from annotator.formats._common import (
     store_imported,
 )
 from annotator.formats._meta import category_ids, image_ids, remember_source_ids
-from annotator.formats._output import mark_export_folder, write_upright_image
+from annotator.formats._output import prepare_export_folders, write_upright_image
 from annotator.formats._regions import encode_regions, find_regions
 from annotator.formats._validate import check_declared_size, id_key, read_json_file
 from annotator.progress import Job, Progress, ShouldStop, never_stop
@@ -137,6 +137,7 @@ def export_coco(
     ids = image_ids(project, [r.relpath for r in records])
     path = _coco_path(out)
     image_folder = path.parent / "images"
+    prepare_export_folders(project, path.parent, image_folder)
     images, annotations = {"train": [], "val": []}, {"train": [], "val": []}
     report = TransferReport()
     for done, record in enumerate(records):
@@ -151,8 +152,6 @@ def export_coco(
                 image_annotations(index.to_indices(labels), entry["id"], first, options, category_of)
             )  # fmt: skip
         yield Progress(done + 1, len(records), record.relpath)
-    for folder in (path.parent, image_folder):
-        mark_export_folder(folder, project)
     for part in ("train", "val") if splits else ("train",):
         target = path.with_name(f"{path.stem}_{part}.json") if splits else path
         _write_json(target, _document(images[part], annotations[part], categories, project))

@@ -29,7 +29,7 @@ from annotator.formats._common import (
     export_names,
     select_images,
 )
-from annotator.formats._output import mark_export_folder, write_upright_image
+from annotator.formats._output import prepare_export_folders, write_upright_image
 from annotator.formats._regions import find_regions
 from annotator.progress import Job, Progress, ShouldStop, never_stop
 from annotator.project import ImageRecord, Project
@@ -110,11 +110,11 @@ def export_labelme(
     meta = {c.name: {"color": list(c.color), "synonyms": list(c.synonyms), "novel": c.novel} for c in index.classes}  # fmt: skip
     stems = export_names((r.relpath for r in records), flat=False)
     report = TransferReport()
+    prepare_export_folders(project, Path(out))
     for done, record in enumerate(records):
         check_stop(should_stop)
         _export_one(project, index, record, Path(out), stems[record.relpath], meta, report)
         yield Progress(done + 1, len(records), record.relpath)
-    mark_export_folder(Path(out), project)
     report.outputs.append(str(out))
     return report
 

@@ -26,7 +26,7 @@ from annotator.formats._common import (
     export_names,
     select_images,
 )
-from annotator.formats._output import mark_export_folder
+from annotator.formats._output import prepare_export_folders
 from annotator.formats._validate import as_int, as_text, read_json_file
 from annotator.formats.voc import MaskSource, import_index_masks
 from annotator.progress import Job, Progress, ShouldStop, never_stop
@@ -61,6 +61,7 @@ def export_masks(
     dtype = np.uint8 if len(index.classes) < 255 else np.uint16
     unlabeled = int(np.iinfo(dtype).max)
     report, statuses = TransferReport(), {}
+    prepare_export_folders(project, Path(out), Path(out) / "masks")
     stems = export_names((r.relpath for r in records), flat=False)
     for done, record in enumerate(records):
         check_stop(should_stop)
@@ -79,8 +80,6 @@ def export_masks(
         Path(out) / "classes.json",
         json.dumps(_classes_document(index, unlabeled, statuses), indent=1).encode(),
     )
-    for folder in (Path(out), Path(out) / "masks"):
-        mark_export_folder(folder, project)
     report.outputs.append(str(out))
     return report  # fmt: skip
 

@@ -35,7 +35,7 @@ from annotator.formats._common import (
     split_records,
     store_imported,
 )
-from annotator.formats._output import mark_export_folder, write_upright_image
+from annotator.formats._output import prepare_export_folders, write_upright_image
 from annotator.imageio import load_image
 from annotator.metrics import read_class_names, read_index_mask
 from annotator.progress import Job, Progress, ShouldStop, never_stop
@@ -107,6 +107,7 @@ def export_voc(
         )
     records = select_images(project, options)
     root = Path(out) / "VOCdevkit" / "VOC2012"
+    prepare_export_folders(project, Path(out), Path(out) / "VOCdevkit")
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     report, names = TransferReport(), {"train": [], "val": []}
@@ -119,8 +120,6 @@ def export_voc(
             names[splits[record.relpath]].append(name)
         yield Progress(done + 1, len(records), record.relpath)
     _write_lists(root, names, index.names)
-    for folder in (Path(out), Path(out) / "VOCdevkit"):
-        mark_export_folder(folder, project)
     report.outputs.append(str(root))
     return report  # fmt: skip
 
