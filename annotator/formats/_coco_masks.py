@@ -50,14 +50,16 @@ def _polygon_mask(
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in polygons):
         polygons = [polygons]  # a single flat polygon, as some tools write it
     good: list[list[float]] = []
+    reasons: list[str] = []
     for polygon in polygons:
         try:
             good.append(flat_polygon(polygon, width, height, what))
         except FormatError as error:
-            if notes is not None:
-                notes.append(f"{error}; that polygon was left out")
+            reasons.append(str(error))
     if not good:
-        raise FormatError(f"{what} has no polygon with at least 3 points")
+        raise FormatError(f"{reasons[0]}; no usable polygon left" if reasons else f"{what} has no polygon")  # fmt: skip
+    if notes is not None:
+        notes.extend(f"{reason}; that polygon was left out" for reason in reasons)
     rle = mask_utils.merge(mask_utils.frPyObjects(good, height, width))
     return mask_utils.decode(rle).astype(bool)
 
@@ -72,7 +74,7 @@ def _box_mask(box: Any, height: int, width: int, what: str) -> np.ndarray:
         raise FormatError(f"{what}: bbox has a negative size")
     corners = np.array([[values[0], values[1]], [values[0] + values[2], values[1] + values[3]]])
     check_coordinates(corners, width, height, f"{what} bbox")
-    rle = mask_utils.frPyObjects([values], height, width)
+    rle = mask_utils.frPyObjects(np.array([values], np.float64), height, width)
     return mask_utils.decode(rle)[..., 0].astype(bool)
 
 
