@@ -35,6 +35,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="COCO: polygons instead of RLE (holes in regions come back filled)",
     )
+    parser.add_argument(
+        "--no-images",
+        action="store_true",
+        help="COCO: do not copy the images into images/ (file_name then names the project's "
+        "originals; EXIF-rotated ones are listed)",
+    )
     add_sidecar_argument(parser)
     parser.set_defaults(run=run)  # fmt: skip
 
@@ -72,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
         tuple(s.strip() for s in args.status.split(",") if s.strip()) if args.status else None
     )
     options = ExportOptions(
-        statuses=statuses, split=args.split, per_region=not args.per_class, polygons=args.polygons
+        statuses=statuses,
+        split=args.split,
+        per_region=not args.per_class,
+        polygons=args.polygons,
+        copy_images=not args.no_images,
     )
     try:
         with _open_for_reading(args) as project:
@@ -80,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     except AnnotatorError as error:
         print(f"annotator export: {error}", file=sys.stderr)
         return 1
-    print(report.summary("exported"))
+    print(report.summary("exported"))  # includes report.notes
     for output in report.outputs:
         print(f"wrote {output}")
     return 0  # fmt: skip

@@ -21,7 +21,10 @@ class ExportOptions:
     ``statuses``: only images with one of these statuses (``None`` = any image with human
     labels). ``split``: fraction of images in ``train`` (the rest in ``val``; deterministic).
     COCO: ``per_region`` one annotation per connected region (else one per class per image);
-    ``polygons`` instead of RLE (exact along pixel edges, but holes in a region are filled).
+    ``polygons`` instead of RLE (exact along pixel edges, but holes in a region are filled);
+    ``copy_images`` writes the images (upright) into ``images/`` beside the JSON, else
+    ``file_name`` points at the project's originals only (EXIF-rotated ones are then listed in
+    ``report.notes``: loaders that ignore EXIF would pair them with sideways masks).
     """
 
     statuses: tuple[str, ...] | None = None
@@ -29,6 +32,7 @@ class ExportOptions:
     per_region: bool = True
     polygons: bool = False
     seed: int = 0
+    copy_images: bool = True
 
 
 @dataclass(frozen=True)

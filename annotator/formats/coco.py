@@ -39,7 +39,7 @@ from annotator.formats._common import (
     store_imported,
 )
 from annotator.formats._meta import category_ids, image_ids, remember_source_ids
-from annotator.formats._output import prepare_export_folders, write_upright_image
+from annotator.formats._output import exif_orientation, prepare_export_folders, write_upright_image
 from annotator.formats._regions import encode_regions, find_regions
 from annotator.formats._validate import check_declared_size, id_key, read_json_file
 from annotator.progress import Job, Progress, ShouldStop, never_stop
@@ -137,13 +137,14 @@ def export_coco(
     ids = image_ids(project, [r.relpath for r in records])
     path = _coco_path(out)
     image_folder = path.parent / "images"
-    prepare_export_folders(project, path.parent, image_folder)
+    prepare_export_folders(project, path.parent, *([image_folder] if options.copy_images else []))
     images, annotations = {"train": [], "val": []}, {"train": [], "val": []}
     report = TransferReport()
     for done, record in enumerate(records):
         check_stop(should_stop)
         part = splits[record.relpath] if splits else "train"
-        entry = _export_image(project, record, image_folder, ids[record.relpath], report)
+        folder = image_folder if options.copy_images else None
+        entry = _export_image(project, record, folder, ids[record.relpath], report)
         if entry is not None:
             labels = entry.pop("_labels")
             images[part].append(entry)
@@ -160,17 +161,26 @@ def export_coco(
 
 
 def _export_image(
-    project: Project, record: ImageRecord, image_folder: Path, image_id: int, report: TransferReport
-) -> dict[str, Any] | None:
-    """Write one image upright into ``image_folder``; its COCO entry (labels under ``_labels``)."""
+    project: Project, record: ImageRecord, image_folder: Path | None, image_id: int,
+    report: TransferReport,
+) -> dict[str, Any] | None:  # fmt: skip
+    """Write one image upright into ``image_folder`` (``None``: only check its orientation);
+    its COCO entry (labels under ``_labels``)."""
     from annotator.errors import ImageReadError
 
     labels = project.load_labels(record.relpath)
     if labels is None:
         report.skipped.append(f"{record.relpath}: its label file was damaged and set aside")
         return None
+    source = project.image_path(record.relpath)
     try:
-        write_upright_image(project.image_path(record.relpath), image_folder / record.relpath)
+        if image_folder is not None:
+            write_upright_image(source, image_folder / record.relpath)
+        elif exif_orientation(source) != 1:
+            report.notes.append(
+                f"{record.relpath} is EXIF-rotated: loaders that ignore EXIF see it sideways to "
+                "its mask; export with images to get it upright"
+            )
     except ImageReadError as error:
         report.skipped.append(f"{record.relpath}: {error.reason}")
         return None
@@ -187,7 +197,6 @@ def _document(
     info = {
         "description": f"Exported by annotator from the project {Path(project.root).name!r}",
         "date_created": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "annotator": {"image_folder": "images"},
     }
     return {"info": info, "licenses": [], "images": images, "annotations": annotations, "categories": categories}  # fmt: skip
 
