@@ -203,32 +203,36 @@ def fill_class_id(project: Project, options: ImportOptions) -> int | None:
     return resolve_classes(project, [options.fill_unlabeled])[options.fill_unlabeled]
 
 
-UNTOUCHED = -2  # no shape covers the pixel
-IGNORED = -1  # a shape said "ignore" (labelme __ignore__): unlabeled even with fill_unlabeled
-
-
 class LabelCanvas:
-    """An ``[H, W]`` int32 map that imported shapes are painted on (later on top). Pixels keep
-    :data:`UNTOUCHED` until a shape covers them, :data:`IGNORED` for ignore shapes."""
+    """An ``[H, W]`` uint16 map of class ids (65535 = unlabeled) that imported shapes are painted
+    on, later shapes on top, plus a bool map of the pixels any shape covered (so
+    ``fill_unlabeled`` never fills pixels an ignore shape made unlabeled). uint16 whatever the
+    project's label dtype, so a class added mid-file with id 255 is still a class."""
+
+    UNLABELED = 65535
 
     def __init__(self, height: int, width: int) -> None:
-        self.values = np.full((height, width), UNTOUCHED, np.int32)
-        self.shapes = 0
+        self.values = np.full((height, width), self.UNLABELED, np.uint16)
+        self.touched = np.zeros((height, width), bool)
 
     def paint(self, mask: np.ndarray, class_id: int | None) -> None:
-        """Set the pixels of ``mask`` (``[H, W]`` bool) to ``class_id`` (``None`` = ignore)."""
-        self.values[mask] = IGNORED if class_id is None else class_id
-        self.shapes += 1
+        """Set the pixels of ``mask`` (``[H, W]`` bool) to ``class_id`` (``None`` = ignore:
+        unlabeled)."""
+        self.values[mask] = self.UNLABELED if class_id is None else class_id
+        self.touched |= mask
 
     def finish(self, project: Project, fill_id: int | None) -> np.ndarray | None:
-        """The project label map, or ``None`` when no shape labelled any pixel."""
-        labelled = self.values >= 0
-        if not labelled.any():
+        """The label map in ``project.label_dtype``, or ``None`` when no shape labelled any
+        pixel."""
+        unlabeled = self.values == self.UNLABELED
+        if unlabeled.all():
             return None
-        out = np.where(labelled, self.values, project.unlabeled_value)
         if fill_id is not None:
-            out[self.values == UNTOUCHED] = fill_id
-        return out.astype(project.label_dtype)
+            self.values[~self.touched] = fill_id
+            unlabeled &= self.touched
+        out = self.values.astype(project.label_dtype)
+        out[unlabeled] = project.unlabeled_value
+        return out
 
 
 def store_imported(

@@ -252,3 +252,21 @@ def test_isat_size_mismatch_is_reported(tmp_path: Path) -> None:
     with Project.open(root) as project:
         report = run_job(import_into_project(project, "isat", tmp_path / "isat"))
     assert report.written == 0 and "200000 x 40, the image is 60 x 40" in report.skipped[0]
+
+
+def test_a_class_added_mid_file_with_id_255_is_still_a_class(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    with Project.open(root) as project:
+        for number in range(255):  # ids 0..254: the next class gets 255, beyond uint8 maps
+            project.add_class(f"c{number}")
+    shapes = [
+        {"label": "c3", "shape_type": "rectangle", "points": [[0, 0], [59, 19]]},
+        {"label": "newcomer", "shape_type": "rectangle", "points": [[0, 20], [59, 39]]},
+    ]
+    _write(root, "scene.json", {"shapes": shapes, "imagePath": "scene.jpg"})
+    with Project.open(root) as project:
+        run_job(import_into_project(project, "labelme", root))
+        labels = project.load_labels("scene.jpg")
+        newcomer, c3 = project.find_class("newcomer").id, project.find_class("c3").id
+    assert newcomer == 255 and (labels[20:] == 255).all() and (labels[:20] == c3).all()
+    assert labels.dtype == np.uint16
