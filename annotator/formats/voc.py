@@ -70,10 +70,15 @@ def _is_plain_jpeg(path: Path) -> bool:
 
     if path.suffix.lower() not in (".jpg", ".jpeg"):
         return False
-    with Image.open(path) as image:
-        return (
-            image.format == "JPEG" and image.mode == "RGB" and image.getexif().get(0x0112, 1) == 1
-        )
+    try:
+        with Image.open(path) as image:
+            return (
+                image.format == "JPEG"
+                and image.mode == "RGB"
+                and image.getexif().get(0x0112, 1) == 1
+            )
+    except (OSError, ValueError, SyntaxError):
+        return False  # unreadable: load_image then says why, and the image is skipped
 
 
 def _write_image(source: Path, target: Path) -> None:

@@ -225,3 +225,14 @@ def test_killed_export_leaves_only_complete_files(tmp_path: Path) -> None:
     with Project.open(root) as project:
         run_job(export_project(project, "voc", out))
     assert not list(out.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("fmt", ["coco", "voc", "labelme"])
+def test_an_unreadable_image_is_skipped_with_its_reason(labelled, tmp_path: Path, fmt: str) -> None:
+    project, _ = labelled
+    (project.root / "b.jpg").write_bytes(b"\xff\xd8 not a jpeg any more")
+    report = run_job(export_project(project, fmt, tmp_path / fmt))
+    if fmt in ("coco", "labelme"):  # copied as they are: the label file only names the image
+        assert report.written == 4
+    else:
+        assert report.written == 3 and report.skipped[0].startswith("b.jpg: ")
