@@ -202,7 +202,7 @@ def _document(
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:
-    from annotator.project._atomic import write_bytes_atomic
+    from annotator.formats._output import write_bytes_atomic
 
     write_bytes_atomic(path, json.dumps(document, separators=(",", ":")).encode("utf-8"))
 

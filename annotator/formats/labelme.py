@@ -127,7 +127,7 @@ class _Importer:
         target = Path(self.project.root) / name
         if target.exists() and target.read_bytes() != raw:
             raise FormatError(f"its embedded image would be written to {name}, but a different file of that name exists")  # fmt: skip
-        from annotator.project._atomic import write_bytes_atomic
+        from annotator.formats._output import write_bytes_atomic
 
         write_bytes_atomic(target, raw)
         self.project.refresh()

@@ -29,11 +29,14 @@ from annotator.formats._common import (
     export_names,
     select_images,
 )
-from annotator.formats._output import prepare_export_folders, write_upright_image
+from annotator.formats._output import (
+    prepare_export_folders,
+    write_bytes_atomic,
+    write_upright_image,
+)
 from annotator.formats._regions import find_regions
 from annotator.progress import Job, Progress, ShouldStop, never_stop
 from annotator.project import ImageRecord, Project
-from annotator.project._atomic import write_bytes_atomic
 
 LABELME_VERSION = "5.5.0"
 

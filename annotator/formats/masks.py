@@ -26,12 +26,11 @@ from annotator.formats._common import (
     export_names,
     select_images,
 )
-from annotator.formats._output import prepare_export_folders
+from annotator.formats._output import prepare_export_folders, write_bytes_atomic
 from annotator.formats._validate import as_int, as_text, read_json_file
 from annotator.formats.voc import MaskSource, import_index_masks
 from annotator.progress import Job, Progress, ShouldStop, never_stop
 from annotator.project import Project
-from annotator.project._atomic import write_bytes_atomic
 from annotator.project._labelfile import encode_png
 
 

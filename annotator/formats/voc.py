@@ -35,12 +35,15 @@ from annotator.formats._common import (
     split_records,
     store_imported,
 )
-from annotator.formats._output import prepare_export_folders, write_upright_image
+from annotator.formats._output import (
+    prepare_export_folders,
+    write_bytes_atomic,
+    write_upright_image,
+)
 from annotator.imageio import load_image
 from annotator.metrics import read_class_names, read_index_mask
 from annotator.progress import Job, Progress, ShouldStop, never_stop
 from annotator.project import ImageRecord, Project
-from annotator.project._atomic import write_bytes_atomic
 from annotator.project._palette import voc_palette
 
 VOC_CLASSES: tuple[str, ...] = (

@@ -236,3 +236,16 @@ def test_an_unreadable_image_is_skipped_with_its_reason(labelled, tmp_path: Path
         assert report.written == 4
     else:
         assert report.written == 3 and report.skipped[0].startswith("b.jpg: ")
+
+
+@pytest.mark.parametrize("fmt", ["coco", "voc", "masks", "labelme"])
+def test_exported_files_get_ordinary_permissions(labelled, tmp_path: Path, fmt: str) -> None:
+    project, _ = labelled
+    old = os.umask(0o022)
+    try:
+        run_job(export_project(project, fmt, tmp_path / fmt))
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / fmt).rglob("*") if p.is_file()]
+    assert len(files) >= 5
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o644"}
