@@ -77,7 +77,13 @@ def import_into_project(
     ``options.status`` or the file says otherwise). Malformed entries are skipped with their
     reason in ``report.skipped``; a file that cannot be imported at all raises
     :class:`annotator.errors.FormatError` before anything is stored."""
-    return _importer(fmt)(project, Path(source), options or ImportOptions(), should_stop)
+    from annotator.formats._common import import_status
+
+    options = options or ImportOptions()
+    import_status(options)  # a wrong status is refused before anything is imported
+    if not 1 <= options.line_width <= 1000 or not 0 <= options.point_radius <= 1000:
+        raise FormatError("--line-width must be 1..1000 and --point-radius 0..1000 pixels.")
+    return _importer(fmt)(project, Path(source), options, should_stop)
 
 
 __all__ = [

@@ -92,3 +92,17 @@ def test_coco_export_without_images_lists_exif_rotated_ones(tmp_path: Path, caps
     assert main(["export", str(root), "--format", "coco", "--out", str(out), "--no-images"]) == 0
     assert "p.jpg is EXIF-rotated" in capsys.readouterr().out
     assert not (out / "images").exists()
+
+
+def test_wrong_options_are_refused_before_anything_is_imported(tmp_path: Path) -> None:
+    import pytest
+
+    from annotator.errors import FormatError
+    from annotator.formats import ImportOptions, import_into_project
+
+    root = _folder(tmp_path)
+    with Project.open(root) as project:
+        with pytest.raises(FormatError, match="--status must be edited or reviewed"):
+            import_into_project(project, "coco", _boxes(tmp_path), ImportOptions(status="new"))
+        with pytest.raises(FormatError, match="--line-width must be 1..1000"):
+            import_into_project(project, "labelme", tmp_path, ImportOptions(line_width=0))
