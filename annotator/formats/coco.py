@@ -39,7 +39,11 @@ from annotator.formats._common import (
     store_imported,
 )
 from annotator.formats._meta import category_ids, image_ids, remember_source_ids
-from annotator.formats._output import exif_orientation, prepare_export_folders, write_upright_image
+from annotator.formats._output import (
+    exif_orientation,
+    prepare_export_folders,
+    write_upright_image,
+)
 from annotator.formats._regions import encode_regions, find_regions
 from annotator.formats._validate import check_declared_size, id_key, read_json_file
 from annotator.progress import Job, Progress, ShouldStop, never_stop
@@ -275,13 +279,18 @@ def _import_one(
     if not anns and fill_id is None:
         report.skipped.append(f"{record.relpath}: no annotations for it in the file; nothing stored")  # fmt: skip
         return record.relpath
+    orientation = _stored_orientation(project, record, image)
+    size = (record.height, record.width) if orientation != 1 else (record.width, record.height)
     try:
-        check_declared_size(image.width, image.height, record.width, record.height)
-        canvas = _paint(anns, record, ids, options, report)
+        check_declared_size(image.width, image.height, *size)
+        canvas = _paint(anns, record, size, ids, options, report)
     except FormatError as error:
         report.skipped.append(f"{record.relpath}: {error}")
         return record.relpath
     label_map = canvas.finish(project, fill_id) if anns else _filled(record, fill_id, project)
+    if orientation != 1 and label_map is not None and anns:
+        label_map = to_display_orientation(label_map, orientation)
+        report.notes.append(f"{record.relpath}: the file's masks are in the stored (EXIF-unrotated) orientation; rotated upright")  # fmt: skip
     status = import_status(options, image.status)
     store_imported(project, record, label_map, options, report, status)
     return record.relpath
@@ -291,11 +300,28 @@ def _filled(record: ImageRecord, fill_id: int | None, project: Project) -> np.nd
     return np.full((record.height, record.width), fill_id, project.label_dtype)
 
 
+def _stored_orientation(project: Project, record: ImageRecord, image: ImageEntry) -> int:
+    """The image's EXIF orientation (5..8) when the file declares its stored, unrotated size
+    (tools that ignore EXIF write that), else 1: masks are then in display orientation."""
+    declared = (image.width, image.height)
+    if record.width == record.height or declared != (record.height, record.width):
+        return 1
+    orientation = exif_orientation(project.image_path(record.relpath))
+    return orientation if orientation in (5, 6, 7, 8) else 1
+
+
+def to_display_orientation(label_map: np.ndarray, orientation: int) -> np.ndarray:
+    """An ``[h, w]`` map in a file's stored orientation turned the way EXIF ``orientation``
+    (5..8) displays it (as PIL's ``exif_transpose``): ``[w, h]``."""
+    turned = {5: label_map.T, 6: np.rot90(label_map, -1), 7: np.rot90(label_map, 2).T, 8: np.rot90(label_map, 1)}  # fmt: skip
+    return np.ascontiguousarray(turned[orientation])
+
+
 def _paint(
-    anns: list, record: ImageRecord, ids: dict[str, int], options: ImportOptions,
-    report: TransferReport,
+    anns: list, record: ImageRecord, size: tuple[int, int], ids: dict[str, int],
+    options: ImportOptions, report: TransferReport,
 ) -> LabelCanvas:  # fmt: skip
-    height, width = record.height, record.width
+    width, height = size
     canvas = LabelCanvas(height, width)
     for ann in paint_order(anns):
         notes: list[str] = []

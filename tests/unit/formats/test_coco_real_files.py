@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -220,3 +221,32 @@ def test_compressed_rle_decoder_agrees_with_pycocotools(mask: np.ndarray) -> Non
     rle = mask_utils.encode(np.asfortranarray(mask))
     runs = decode_compressed_counts(rle["counts"].decode(), "test")
     assert np.array_equal(runs_to_mask(runs, *mask.shape, "test"), mask_utils.decode(rle) > 0)
+
+
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+def test_masks_in_the_stored_orientation_of_exif_rotated_jpegs_are_turned_upright(
+    tmp_path: Path, orientation: int
+) -> None:
+    """Tools that ignore EXIF write the stored size and stored-orientation masks; the reference
+    is PIL's own ``exif_transpose`` of that mask."""
+    from PIL import ImageOps
+    from pycocotools import mask as mask_utils
+
+    root = tmp_path / "phone"
+    root.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", (W, H)).save(root / "p.jpg", exif=exif)  # stored 30 x 20, shown 20 x 30
+    polygon = [1, 1, 25, 1, 25, 6, 8, 6, 8, 18, 1, 18]  # an L: no symmetry hides a wrong turn
+    document = {
+        "images": [{"id": 1, "file_name": "p.jpg", "width": W, "height": H}],
+        "categories": [{"id": 1, "name": "road"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [polygon], "area": 200}],
+    }  # fmt: skip
+    report, names, labels, _ = _import(root, tmp_path, document)
+    assert report.written == 1 and "rotated upright" in report.summary("imported")
+    stored = mask_utils.decode(mask_utils.frPyObjects([polygon], H, W))[..., 0] * 255
+    buffer = io.BytesIO()
+    Image.fromarray(stored.astype(np.uint8)).save(buffer, format="PNG", exif=exif)
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(buffer))) > 0
+    assert upright.shape == (W, H) and np.array_equal(labels["p.jpg"] != UNLABELED_U8, upright)
