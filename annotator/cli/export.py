@@ -1,4 +1,5 @@
-"""``annotator export FOLDER --format coco|voc|masks --out PATH``: write the human labels."""
+"""``annotator export FOLDER --format coco|voc|masks|labelme --out PATH``: write the human
+labels (and, for COCO, VOC and labelme, the images upright beside them)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from typing import Any
 from annotator.cli._project_flags import add_sidecar_argument
 
 NAME = "export"
-HELP = "export the human labels of a project folder as COCO JSON, Pascal-VOC or index masks"
+HELP = (
+    "export the human labels of a project folder as COCO JSON, Pascal-VOC, index masks or labelme"
+)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="the project (image folder)")
-    parser.add_argument("--format", required=True, choices=("coco", "voc", "masks"))
+    parser.add_argument("--format", required=True, choices=("coco", "voc", "masks", "labelme"))
     parser.add_argument(
         "--out", required=True, help="output folder (COCO: a folder or a .json file)"
     )
@@ -31,6 +34,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--polygons",
         action="store_true",
         help="COCO: polygons instead of RLE (holes in regions come back filled)",
+    )
+    parser.add_argument(
+        "--no-images",
+        action="store_true",
+        help="COCO: do not copy the images into images/ (file_name then names the project's "
+        "originals; EXIF-rotated ones are listed)",
     )
     add_sidecar_argument(parser)
     parser.set_defaults(run=run)  # fmt: skip
@@ -69,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
         tuple(s.strip() for s in args.status.split(",") if s.strip()) if args.status else None
     )
     options = ExportOptions(
-        statuses=statuses, split=args.split, per_region=not args.per_class, polygons=args.polygons
+        statuses=statuses,
+        split=args.split,
+        per_region=not args.per_class,
+        polygons=args.polygons,
+        copy_images=not args.no_images,
     )
     try:
         with _open_for_reading(args) as project:
@@ -77,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     except AnnotatorError as error:
         print(f"annotator export: {error}", file=sys.stderr)
         return 1
-    print(report.summary("exported"))
+    print(report.summary("exported"))  # includes report.notes
     for output in report.outputs:
         print(f"wrote {output}")
     return 0  # fmt: skip

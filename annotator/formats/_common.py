@@ -21,7 +21,10 @@ class ExportOptions:
     ``statuses``: only images with one of these statuses (``None`` = any image with human
     labels). ``split``: fraction of images in ``train`` (the rest in ``val``; deterministic).
     COCO: ``per_region`` one annotation per connected region (else one per class per image);
-    ``polygons`` instead of RLE (exact along pixel edges, but holes in a region are filled).
+    ``polygons`` instead of RLE (exact along pixel edges, but holes in a region are filled);
+    ``copy_images`` writes the images (upright) into ``images/`` beside the JSON, else
+    ``file_name`` points at the project's originals only (EXIF-rotated ones are then listed in
+    ``report.notes``: loaders that ignore EXIF would pair them with sideways masks).
     """
 
     statuses: tuple[str, ...] | None = None
@@ -29,27 +32,46 @@ class ExportOptions:
     per_region: bool = True
     polygons: bool = False
     seed: int = 0
+    copy_images: bool = True
 
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """Settings of one import. ``overwrite``: replace existing human labels (else skip them).
-    ``class_names``: names by index for index-mask formats (VOC, masks)."""
+    """Settings of one import.
+
+    ``overwrite``: replace existing human labels (else skip them). ``class_names``: names by
+    index for index-mask formats (VOC, masks). ``status``: the status imported labels get;
+    ``None`` = the status the file itself records (annotator's own exports), else "reviewed"
+    (imported human labels are ground truth). ``fill_unlabeled``: a class name for the pixels
+    no shape covers (labelme's ``labelme2voc`` calls them ``_background_``); ``None`` keeps them
+    unlabeled. ``boxes_as_masks``: COCO boxes without a mask import as filled rectangles.
+    ``line_width`` / ``point_radius``: pixels of labelme ``line``/``linestrip``/``point`` shapes
+    (labelme's own defaults: 10 and 5).
+    """
 
     overwrite: bool = False
     class_names: tuple[str, ...] | None = None
+    status: str | None = None
+    fill_unlabeled: str | None = None
+    boxes_as_masks: bool = False
+    line_width: int = 10
+    point_radius: int = 5
 
 
 @dataclass
 class TransferReport:
-    """What an export or import did: counts, and a line per skipped item saying why."""
+    """What an export or import did: counts, a line per skipped item saying why, and notes
+    (things done besides, e.g. an embedded image added to the project)."""
 
     written: int = 0
     skipped: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self, verb: str) -> str:
         text = f"{verb} {self.written} images"
+        if self.notes:
+            text += "\n  " + "\n  ".join(self.notes[:20])
         if self.skipped:
             text += f"; skipped {len(self.skipped)}:\n  " + "\n  ".join(self.skipped[:20])
         return text
@@ -161,18 +183,72 @@ class ImageMatcher:
         return None  # fmt: skip
 
 
+IMPORT_STATUSES = ("edited", "reviewed")
+
+
+def import_status(options: ImportOptions, recorded: object = None) -> str:
+    """The status to store: ``options.status`` if set, else the file's own ``recorded`` status
+    (when it is "edited" or "reviewed"), else "reviewed"."""
+    if options.status is not None:
+        if options.status not in IMPORT_STATUSES:
+            raise FormatError(f"--status must be edited or reviewed, not {options.status!r}")
+        return options.status
+    return recorded if recorded in IMPORT_STATUSES else "reviewed"  # type: ignore[return-value]
+
+
+def fill_class_id(project: Project, options: ImportOptions) -> int | None:
+    """The class id for ``options.fill_unlabeled`` (added if new), or ``None``."""
+    if not options.fill_unlabeled:
+        return None
+    return resolve_classes(project, [options.fill_unlabeled])[options.fill_unlabeled]
+
+
+class LabelCanvas:
+    """An ``[H, W]`` uint16 map of class ids (65535 = unlabeled) that imported shapes are painted
+    on, later shapes on top, plus a bool map of the pixels any shape covered (so
+    ``fill_unlabeled`` never fills pixels an ignore shape made unlabeled). uint16 whatever the
+    project's label dtype, so a class added mid-file with id 255 is still a class."""
+
+    UNLABELED = 65535
+
+    def __init__(self, height: int, width: int) -> None:
+        self.values = np.full((height, width), self.UNLABELED, np.uint16)
+        self.touched = np.zeros((height, width), bool)
+
+    def paint(self, mask: np.ndarray, class_id: int | None) -> None:
+        """Set the pixels of ``mask`` (``[H, W]`` bool) to ``class_id`` (``None`` = ignore:
+        unlabeled)."""
+        self.values[mask] = self.UNLABELED if class_id is None else class_id
+        self.touched |= mask
+
+    def finish(self, project: Project, fill_id: int | None) -> np.ndarray | None:
+        """The label map in ``project.label_dtype``, or ``None`` when no shape labelled any
+        pixel."""
+        unlabeled = self.values == self.UNLABELED
+        if unlabeled.all():
+            return None
+        if fill_id is not None:
+            self.values[~self.touched] = fill_id
+            unlabeled &= self.touched
+        out = self.values.astype(project.label_dtype)
+        out[unlabeled] = project.unlabeled_value
+        return out
+
+
 def store_imported(
     project: Project,
     record: ImageRecord,
-    label_map: np.ndarray,
+    label_map: np.ndarray | None,
     options: ImportOptions,
     report: TransferReport,
+    status: str = "reviewed",
 ) -> None:
-    """Save an imported map as human labels (status ``edited``) unless labels exist and
-    ``overwrite`` is off."""
-    if record.has_labels and not options.overwrite:
+    """Save an imported map as human labels with ``status`` unless labels exist and
+    ``overwrite`` is off. A map with no labelled pixel (``None`` or all unlabeled) is never
+    stored: it would turn the image "edited" with nothing on it."""
+    if label_map is None or not (label_map != project.unlabeled_value).any():
         report.skipped.append(
-            f"{record.relpath}: has human labels already (use --overwrite to replace them)"
+            f"{record.relpath}: no labelled pixels in the file for it; nothing stored"
         )
         return
     if label_map.shape != (record.height, record.width):
@@ -181,8 +257,46 @@ def store_imported(
             f"{record.width} x {record.height}"
         )
         return
-    project.save_labels(record.relpath, label_map, status="edited")
+    if not options.overwrite and project.get_image(record.relpath).has_labels:
+        report.skipped.append(
+            f"{record.relpath}: has human labels already (use --overwrite to replace them)"
+        )
+        return
+    project.save_labels(record.relpath, label_map, status=status)
     report.written += 1  # fmt: skip
+
+
+def apply_class_metadata(project: Project, class_id: int, meta: object) -> None:
+    """Restore colour, synonyms and the novel flag that annotator's own exports record
+    (``{"color": [r, g, b], "synonyms": [...], "novel": bool}``); malformed values are ignored."""
+    if not isinstance(meta, dict):
+        return
+    color = meta.get("color")
+    if (
+        isinstance(color, list)
+        and len(color) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in color)
+    ):
+        project.set_class_color(class_id, tuple(color))
+    synonyms = meta.get("synonyms")
+    if isinstance(synonyms, list) and all(isinstance(v, str) and v.strip() for v in synonyms):
+        project.set_synonyms(class_id, tuple(v.strip() for v in synonyms[:100]))
+    if isinstance(meta.get("novel"), bool):
+        project.set_novel(class_id, meta["novel"])
+
+
+def resolve_classes_with_metadata(
+    project: Project, names: Iterable[str], metadata: dict[str, object]
+) -> dict[str, int]:
+    """Like :func:`resolve_classes`; classes this call adds get their ``metadata[name]``."""
+    ids: dict[str, int] = {}
+    for name in names:
+        found = project.find_class(name)
+        if found is None:
+            found = project.add_class(name)
+            apply_class_metadata(project, found.id, metadata.get(name))
+        ids[name] = found.id
+    return ids
 
 
 def ids_from_indices(

@@ -1,18 +1,19 @@
-"""labelme JSON import: one ``.json`` per image with polygon, rectangle, circle and mask shapes.
+"""labelme / X-AnyLabeling JSON import: one ``.json`` per image.
 
-Shapes are painted in file order (later shapes on top), the way labelme's own exporters do.
-Line, line-strip and point shapes mark no area and are skipped; label ``__ignore__`` paints
-"unlabeled". The image is found from ``imagePath`` (relative to the JSON file), else from the
-JSON file's own name.
+Shapes are painted in file order (later shapes on top), rasterised as labelme's own converters
+do (see :mod:`annotator.formats._shapes`); label ``__ignore__`` paints "unlabeled". The image is
+found from ``imagePath`` (relative to the JSON file), else from the JSON file's path under the
+imported folder, else from its name. A file that embeds its image (``imageData``) but whose
+image is not in the project gets that image written into the project folder (beside nothing
+else: ``<project>/<imagePath file name>``) and is imported onto it.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import io
-import json
-import math
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -22,99 +23,148 @@ from annotator.formats._common import (
     DEFAULT_IMPORT,
     ImageMatcher,
     ImportOptions,
+    LabelCanvas,
     TransferReport,
     check_stop,
-    resolve_classes,
+    fill_class_id,
+    import_status,
+    resolve_classes_with_metadata,
     store_imported,
 )
+from annotator.formats._shapes import shape_mask, shape_type
+from annotator.formats._validate import as_text, check_declared_size, read_json_file
 from annotator.progress import Job, Progress, ShouldStop, never_stop
 from annotator.project import ImageRecord, Project
 
 IGNORE_LABEL = "__ignore__"
-_AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")
-
-
-def shape_mask(shape: dict[str, Any], height: int, width: int) -> np.ndarray:
-    """``[H, W]`` bool mask of one labelme shape (x, y points in pixel coordinates)."""
-    from PIL import Image, ImageDraw
-
-    kind = shape.get("shape_type") or "polygon"
-    points = [tuple(map(float, p)) for p in shape.get("points", [])]
-    if kind == "mask":
-        return _mask_shape(shape, points, height, width)
-    canvas = Image.new("1", (width, height), 0)
-    draw = ImageDraw.Draw(canvas)
-    if kind == "polygon" and len(points) >= 3:
-        draw.polygon(points, outline=1, fill=1)
-    elif kind == "rectangle" and len(points) == 2:
-        (x1, y1), (x2, y2) = points
-        draw.rectangle([min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)], outline=1, fill=1)
-    elif kind == "circle" and len(points) == 2:
-        (cx, cy), (px, py) = points
-        r = math.hypot(cx - px, cy - py)
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
-    else:
-        raise FormatError(f"a {kind} shape with {len(points)} points is not a region")
-    return np.asarray(canvas, dtype=bool)
-
-
-def _mask_shape(shape: dict[str, Any], points: list, height: int, width: int) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(base64.b64decode(shape["mask"]))) as image:
-            local = np.asarray(image.convert("L")) > 0
-    except Exception as error:
-        raise FormatError(f"a mask shape holds no readable mask ({error})") from error
-    x, y = (int(v) for v in points[0])
-    out = np.zeros((height, width), bool)
-    h, w = min(local.shape[0], height - y), min(local.shape[1], width - x)
-    out[y : y + h, x : x + w] = local[:h, :w]
-    return out
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as error:
-        raise FormatError(f"cannot read it ({error})") from error
-    if not isinstance(document, dict) or "shapes" not in document:
-        raise FormatError("not a labelme file (no 'shapes')")
+    document = read_json_file(path, "labelme file")
+    if not isinstance(document, dict) or not isinstance(document.get("shapes"), list):
+        raise FormatError("not a labelme file (no list of 'shapes')")
     return document
 
 
-def _find_record(
-    matcher: ImageMatcher, project: Project, path: Path, document: dict
-) -> ImageRecord | None:
-    image_path = document.get("imagePath")
-    if image_path:
-        resolved = (path.parent / image_path).resolve()
-        if resolved.is_relative_to(project.root):
-            found = matcher.find(resolved.relative_to(project.root).as_posix())
+class _Importer:
+    """State of one labelme import: the matcher (rebuilt when an embedded image is added)."""
+
+    def __init__(self, project: Project, source: Path, options: ImportOptions) -> None:
+        self.project, self.source, self.options = project, source, options
+        self.matcher = ImageMatcher(project)
+        self.fill_id = fill_class_id(project, options)
+        self.report = TransferReport()
+
+    def find_record(self, path: Path, document: dict[str, Any]) -> ImageRecord | None:
+        image_path = document.get("imagePath")
+        candidates: list[str] = []
+        if isinstance(image_path, str) and image_path.strip():
+            resolved = (path.parent / image_path.replace("\\", "/")).resolve()
+            if resolved.is_relative_to(self.project.root):
+                candidates.append(resolved.relative_to(self.project.root).as_posix())
+            candidates.append(image_path)
+        if self.source.is_dir() and path.is_relative_to(self.source):
+            candidates.append(path.relative_to(self.source).with_suffix("").as_posix())
+        candidates.append(path.stem)
+        for candidate in candidates:
+            found = self.matcher.find(candidate)
             if found is not None:
                 return found
-        found = matcher.find(str(image_path))
-        if found is not None:
-            return found
-    return matcher.find(path.stem)  # fmt: skip
+        return None
+
+    def import_file(self, path: Path) -> None:
+        document = _read(path)
+        record = self.find_record(path, document)
+        if record is None:
+            record = self.add_embedded_image(path, document)
+        check_declared_size(document.get("imageWidth"), document.get("imageHeight"), record.width, record.height)  # fmt: skip
+        meta = document.get("annotator") if isinstance(document.get("annotator"), dict) else {}
+        label_map = self.label_map(path, document, record, meta.get("classes") or {})
+        status = import_status(self.options, meta.get("status"))
+        store_imported(self.project, record, label_map, self.options, self.report, status)
+
+    def label_map(
+        self, path: Path, document: dict[str, Any], record: ImageRecord, metadata: Any
+    ) -> np.ndarray | None:
+        height, width = record.height, record.width
+        canvas, left_out = LabelCanvas(height, width), []
+        for number, shape in enumerate(document["shapes"]):
+            try:
+                label, mask = self.shape(shape, height, width, metadata)
+            except FormatError as error:
+                left_out.append(f"shape #{number + 1}: {error}")
+                continue
+            canvas.paint(mask, label)
+        for line in left_out[:20]:
+            self.report.skipped.append(f"{path.name}: {line}; left out")
+        if len(left_out) > 20:
+            self.report.skipped.append(f"{path.name}: {len(left_out) - 20} more shapes left out")
+        return canvas.finish(self.project, self.fill_id)
+
+    def shape(self, shape: Any, height: int, width: int, metadata: Any) -> tuple[int | None, np.ndarray]:  # fmt: skip
+        """The class id (``None`` = ignore) and ``[H, W]`` bool mask of one shape."""
+        if not isinstance(shape, dict):
+            raise FormatError("not an object")
+        label = as_text(shape.get("label"), "its label")
+        mask = shape_mask(shape, height, width, self.options.line_width, self.options.point_radius)
+        if label == IGNORE_LABEL:
+            return None, mask
+        metadata = metadata if isinstance(metadata, dict) else {}
+        ids = resolve_classes_with_metadata(self.project, [label], metadata)
+        return ids[label], mask
+
+    def add_embedded_image(self, path: Path, document: dict[str, Any]) -> ImageRecord:
+        """Write the file's embedded ``imageData`` into the project folder and return its
+        record; :class:`FormatError` saying why not when it cannot."""
+        data = document.get("imageData")
+        wanted = document.get("imagePath")
+        if not isinstance(data, str) or not data:
+            raise FormatError(f"no image in the project for imagePath {wanted!r}, and the file embeds none (imageData is empty)")  # fmt: skip
+        if self.project.read_only:
+            raise FormatError("its image is only embedded (imageData) and the project is open read-only, so it cannot be added")  # fmt: skip
+        raw, suffix = _decode_embedded(data)
+        name = _embedded_name(wanted, path, suffix)
+        target = Path(self.project.root) / name
+        if target.exists() and target.read_bytes() != raw:
+            raise FormatError(f"its embedded image would be written to {name}, but a different file of that name exists")  # fmt: skip
+        from annotator.formats._output import write_bytes_atomic
+
+        write_bytes_atomic(target, raw)
+        self.project.refresh()
+        self.matcher = ImageMatcher(self.project)
+        record = self.matcher.records.get(name)
+        if record is None:
+            raise FormatError(f"its embedded image was written to {name} but the project does not list it")  # fmt: skip
+        self.report.notes.append(f"{path.name}: its embedded image was added to the project as {name}")  # fmt: skip
+        return self.project.get_image(name)
 
 
-def _label_map(
-    document: dict, record: ImageRecord, ids: dict[str, int], project: Project
-) -> np.ndarray:
-    height, width = record.height, record.width
-    declared = (document.get("imageHeight"), document.get("imageWidth"))
-    if None not in declared and tuple(map(int, declared)) != (height, width):
-        raise FormatError(
-            f"the file says {declared[1]} x {declared[0]}, the image is {width} x {height}"
-        )
-    label_map = np.full((height, width), project.unlabeled_value, project.label_dtype)
-    for shape in document["shapes"]:
-        if (shape.get("shape_type") or "polygon") not in _AREA_SHAPES or not shape.get("label"):
-            continue
-        value = project.unlabeled_value if shape["label"] == IGNORE_LABEL else ids[shape["label"]]
-        label_map[shape_mask(shape, height, width)] = value
-    return label_map  # fmt: skip
+def _decode_embedded(data: str) -> tuple[bytes, str]:
+    """The image bytes of base64 ``imageData`` and the suffix of their format."""
+    from PIL import Image, UnidentifiedImageError
+
+    from annotator.imageio import max_pixels_limit
+
+    suffixes = {"JPEG": ".jpg", "PNG": ".png", "BMP": ".bmp", "TIFF": ".tif", "WEBP": ".webp"}
+    try:
+        raw = base64.b64decode(data, validate=False)
+        with Image.open(io.BytesIO(raw)) as image:
+            if image.width * image.height > max_pixels_limit():
+                raise FormatError(f"its embedded image is {image.width} x {image.height}, too large")  # fmt: skip
+            kind = image.format
+    except (binascii.Error, ValueError, OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:  # fmt: skip
+        raise FormatError(f"its embedded image (imageData) cannot be read: {error}") from error
+    if kind not in suffixes:
+        raise FormatError(f"its embedded image is {kind}, which annotator does not open")
+    return raw, suffixes[kind]
+
+
+def _embedded_name(wanted: Any, path: Path, suffix: str) -> str:
+    """A plain file name in the project folder: ``imagePath``'s name (never a path that leaves
+    the folder), else the JSON file's stem; the suffix of the embedded format."""
+    stem = PurePosixPath(wanted.replace("\\", "/")).stem if isinstance(wanted, str) else ""
+    stem = "".join(c for c in stem if c.isalnum() or c in "-_. ").strip(". ") or path.stem
+    return f"{stem[:200]}{suffix}"
 
 
 def import_labelme(
@@ -125,30 +175,18 @@ def import_labelme(
 ) -> Job[TransferReport]:
     """Import every labelme ``*.json`` under ``source`` (a folder or one file)."""
     source = Path(source)
+    if not source.exists():
+        raise FormatError(f"{source} does not exist")
     files = [source] if source.is_file() else sorted(source.rglob("*.json"))
-    matcher, report = ImageMatcher(project), TransferReport()
+    importer = _Importer(project, source, options)
     for done, path in enumerate(files):
         check_stop(should_stop)
         try:
-            _import_file(project, matcher, path, options, report)
+            importer.import_file(path)
         except FormatError as error:
-            report.skipped.append(f"{path}: {error}")
+            importer.report.skipped.append(f"{path}: {error}")
         yield Progress(done + 1, len(files), path.name)
-    return report  # fmt: skip
+    return importer.report
 
 
-def _import_file(
-    project: Project,
-    matcher: ImageMatcher,
-    path: Path,
-    options: ImportOptions,
-    report: TransferReport,
-) -> None:
-    document = _read(path)
-    record = _find_record(matcher, project, path, document)
-    if record is None:
-        raise FormatError(f"no image in the project for imagePath {document.get('imagePath')!r}")
-    names = {s["label"] for s in document["shapes"] if s.get("label") and s["label"] != IGNORE_LABEL
-             and (s.get("shape_type") or "polygon") in _AREA_SHAPES}  # fmt: skip
-    ids = resolve_classes(project, sorted(names))
-    store_imported(project, record, _label_map(document, record, ids, project), options, report)
+__all__ = ["IGNORE_LABEL", "import_labelme", "shape_mask", "shape_type"]

@@ -2,7 +2,9 @@
 
 Mask pixels are compact class indices in display order (``uint8``, or ``uint16`` beyond 255
 classes); ``unlabeled`` (255 or 65535) marks unlabeled pixels. ``classes.json`` holds
-``{"classes": [{"index", "name", "color", "synonyms", "novel"}], "unlabeled": 255}``.
+``{"classes": [{"index", "name", "color", "synonyms", "novel"}], "unlabeled": 255,
+"statuses": {"<mask path without .png>": "reviewed"}}``; import restores colours, synonyms,
+novel flags (of the classes it adds) and statuses from it.
 """
 
 from __future__ import annotations
@@ -24,14 +26,15 @@ from annotator.formats._common import (
     export_names,
     select_images,
 )
-from annotator.formats.voc import import_index_masks
+from annotator.formats._output import prepare_export_folders, write_bytes_atomic
+from annotator.formats._validate import as_int, as_text, read_json_file
+from annotator.formats.voc import MaskSource, import_index_masks
 from annotator.progress import Job, Progress, ShouldStop, never_stop
 from annotator.project import Project
-from annotator.project._atomic import write_bytes_atomic
 from annotator.project._labelfile import encode_png
 
 
-def _classes_document(index: ClassIndex, unlabeled: int) -> dict:
+def _classes_document(index: ClassIndex, unlabeled: int, statuses: dict[str, str]) -> dict:
     classes = [
         {
             "index": i,
@@ -42,7 +45,7 @@ def _classes_document(index: ClassIndex, unlabeled: int) -> dict:
         }
         for i, c in enumerate(index.classes)
     ]
-    return {"classes": classes, "unlabeled": unlabeled}  # fmt: skip
+    return {"classes": classes, "unlabeled": unlabeled, "statuses": statuses}  # fmt: skip
 
 
 def export_masks(
@@ -56,7 +59,8 @@ def export_masks(
     index = ClassIndex(project)
     dtype = np.uint8 if len(index.classes) < 255 else np.uint16
     unlabeled = int(np.iinfo(dtype).max)
-    report = TransferReport()
+    report, statuses = TransferReport(), {}
+    prepare_export_folders(project, Path(out), Path(out) / "masks")
     stems = export_names((r.relpath for r in records), flat=False)
     for done, record in enumerate(records):
         check_stop(should_stop)
@@ -68,23 +72,39 @@ def export_masks(
         mask = np.where(compact < 0, unlabeled, compact).astype(dtype)
         target = Path(out) / "masks" / f"{stems[record.relpath]}.png"
         write_bytes_atomic(target, encode_png(mask))
+        statuses[stems[record.relpath]] = record.status
         report.written += 1
         yield Progress(done + 1, len(records), record.relpath)
     write_bytes_atomic(
         Path(out) / "classes.json",
-        json.dumps(_classes_document(index, unlabeled), indent=1).encode(),
+        json.dumps(_classes_document(index, unlabeled, statuses), indent=1).encode(),
     )
     report.outputs.append(str(out))
     return report  # fmt: skip
 
 
-def _read_classes_json(path: Path) -> tuple[list[str], int]:
-    try:
-        document = json.loads(path.read_text("utf-8"))
-        classes = sorted(document["classes"], key=lambda c: int(c["index"]))
-        return [str(c["name"]) for c in classes], int(document.get("unlabeled", 255))
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise FormatError(f"{path} is not a classes.json written by annotator: {error}") from error
+def read_classes_json(path: Path) -> MaskSource:
+    """Names by index, unlabeled value, class metadata and statuses from ``classes.json``;
+    :class:`FormatError` for anything malformed (indices must be ``0..K-1`` without gaps,
+    ``unlabeled`` in ``0..65535``)."""
+    document = read_json_file(path, "class list")
+    if not isinstance(document, dict) or not isinstance(document.get("classes"), list):
+        raise FormatError(f"{path} is not a classes.json written by annotator (no 'classes' list)")
+    by_index: dict[int, dict] = {}
+    for entry in document["classes"]:
+        if not isinstance(entry, dict):
+            raise FormatError(f"{path}: a class entry is not an object")
+        index = as_int(entry.get("index"), f"{path}: a class index", 0, 65534)
+        if index in by_index:
+            raise FormatError(f"{path}: class index {index} is listed twice")
+        by_index[index] = entry
+    if sorted(by_index) != list(range(len(by_index))):
+        raise FormatError(f"{path}: class indices must run 0..{len(by_index) - 1} without gaps")
+    names = [as_text(by_index[i].get("name"), f"{path}: class {i}'s name") for i in range(len(by_index))]  # fmt: skip
+    unlabeled = as_int(document.get("unlabeled", 255), f"{path}: 'unlabeled'", 0, 65535)
+    statuses = document.get("statuses") if isinstance(document.get("statuses"), dict) else {}
+    metadata = {name: by_index[i] for i, name in enumerate(names)}
+    return MaskSource(names, unlabeled, metadata, statuses)
 
 
 def import_masks(
@@ -98,11 +118,11 @@ def import_masks(
     source = Path(source)
     folder = source / "masks" if (source / "masks").is_dir() else source
     if options.class_names:
-        names, unlabeled = list(options.class_names), 255
+        classes = MaskSource(list(options.class_names))
     elif (source / "classes.json").exists():
-        names, unlabeled = _read_classes_json(source / "classes.json")
+        classes = read_classes_json(source / "classes.json")
     else:
         raise FormatError(
             f"{source} has no classes.json; pass --classes FILE with one class name per line."
         )
-    return (yield from import_index_masks(project, folder, names, options, should_stop, unlabeled))  # fmt: skip
+    return (yield from import_index_masks(project, folder, classes, options, should_stop))  # fmt: skip

@@ -11,7 +11,7 @@ suffix, ``/`` replaced by ``__``.
 from __future__ import annotations
 
 import io
-import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,17 +27,23 @@ from annotator.formats._common import (
     TransferReport,
     check_stop,
     export_names,
+    fill_class_id,
     ids_from_indices,
-    resolve_classes,
+    import_status,
+    resolve_classes_with_metadata,
     select_images,
     split_records,
     store_imported,
+)
+from annotator.formats._output import (
+    prepare_export_folders,
+    write_bytes_atomic,
+    write_upright_image,
 )
 from annotator.imageio import load_image
 from annotator.metrics import read_class_names, read_index_mask
 from annotator.progress import Job, Progress, ShouldStop, never_stop
 from annotator.project import ImageRecord, Project
-from annotator.project._atomic import write_bytes_atomic
 from annotator.project._palette import voc_palette
 
 VOC_CLASSES: tuple[str, ...] = (
@@ -67,17 +73,23 @@ def _is_plain_jpeg(path: Path) -> bool:
 
     if path.suffix.lower() not in (".jpg", ".jpeg"):
         return False
-    with Image.open(path) as image:
-        return (
-            image.format == "JPEG" and image.mode == "RGB" and image.getexif().get(0x0112, 1) == 1
-        )
+    try:
+        with Image.open(path) as image:
+            return (
+                image.format == "JPEG"
+                and image.mode == "RGB"
+                and image.getexif().get(0x0112, 1) == 1
+            )
+    except (OSError, ValueError, SyntaxError):
+        return False  # unreadable: load_image then says why, and the image is skipped
 
 
 def _write_image(source: Path, target: Path) -> None:
+    """``target`` (a ``.jpg``) atomically: a byte copy of plain JPEGs, else re-encoded upright."""
     from PIL import Image
 
     if _is_plain_jpeg(source):
-        shutil.copyfile(source, target)
+        write_upright_image(source, target)
         return
     buffer = io.BytesIO()
     Image.fromarray(load_image(source)).save(buffer, format="JPEG", quality=95)
@@ -103,6 +115,7 @@ def export_voc(
         )
     records = select_images(project, options)
     root = Path(out) / "VOCdevkit" / "VOC2012"
+    prepare_export_folders(project, Path(out), Path(out) / "VOCdevkit")
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     report, names = TransferReport(), {"train": [], "val": []}
@@ -171,15 +184,30 @@ def voc_class_names(folder: Path, options: ImportOptions) -> list[str]:
     return list(VOC_CLASSES)
 
 
-def read_voc_mask(path: Path) -> np.ndarray:
-    """A VOC mask as ``[H, W]`` int64 indices: palette/grayscale PNGs as stored; RGB PNGs (as
-    some tools write them) mapped back through the VOC colour map."""
-    from PIL import Image
+def read_voc_mask(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A VOC mask as ``[H, W]`` int64 indices in ``0..65535``: palette/grayscale PNGs as stored;
+    RGB PNGs (as some tools write them) mapped back through the VOC colour map. ``size``
+    ``(width, height)``: the image's real size, compared with the PNG header before decoding."""
+    from PIL import Image, UnidentifiedImageError
 
-    with Image.open(path) as image:
-        if image.mode not in ("RGB", "RGBA"):
-            return read_index_mask(path)
-        rgb = np.asarray(image.convert("RGB")).astype(np.int64)
+    try:
+        with Image.open(path) as image:
+            if size is not None and image.size != tuple(size):
+                raise FormatError(
+                    f"the mask is {image.width} x {image.height}, the image is {size[0]} x {size[1]}"
+                )
+            if image.mode not in ("RGB", "RGBA"):
+                indices = read_index_mask(path)
+            else:
+                indices = _rgb_indices(np.asarray(image.convert("RGB")).astype(np.int64))
+    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as error:
+        raise FormatError(f"cannot read the mask: {error}") from error
+    if indices.size and (indices.min() < 0 or indices.max() > 65535):
+        raise FormatError(f"mask values {indices.min()}..{indices.max()} are not class indices")
+    return indices
+
+
+def _rgb_indices(rgb: np.ndarray) -> np.ndarray:
     codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
     lookup = {(r << 16) | (g << 8) | b: i for i, (r, g, b) in enumerate(voc_palette(256))}
     values, inverse = np.unique(codes, return_inverse=True)
@@ -189,17 +217,31 @@ def read_voc_mask(path: Path) -> np.ndarray:
     return np.array([lookup[int(v)] for v in values], np.int64)[inverse.reshape(codes.shape)]
 
 
+@dataclass(frozen=True)
+class MaskSource:
+    """What an index-mask import knows besides the PNGs: names by index, the unlabeled value,
+    annotator metadata per class name (colour, synonyms, novel) and statuses by mask path."""
+
+    names: list[str]
+    unlabeled: int = VOC_UNLABELED
+    metadata: dict[str, object] = field(default_factory=dict)
+    statuses: dict[str, object] = field(default_factory=dict)
+
+
 def import_index_masks(
     project: Project,
     folder: Path,
-    names: list[str],
+    names: list[str] | MaskSource,
     options: ImportOptions,
     should_stop: ShouldStop,
     unlabeled: int = VOC_UNLABELED,
 ) -> Job[TransferReport]:
     """Import every ``*.png`` index mask under ``folder`` as human labels; index ``i`` is
     ``names[i]``, ``unlabeled`` marks unlabeled pixels."""
-    class_ids = list(resolve_classes(project, names).values())
+    source = names if isinstance(names, MaskSource) else MaskSource(list(names), unlabeled)
+    by_name = resolve_classes_with_metadata(project, source.names, source.metadata)
+    class_ids = [by_name[name] for name in source.names]
+    fill_id = fill_class_id(project, options)
     matcher, report = ImageMatcher(project), TransferReport()
     masks = sorted(folder.rglob("*.png"))
     for done, path in enumerate(masks):
@@ -210,8 +252,12 @@ def import_index_masks(
             report.skipped.append(f"{relative}: no image with that path or name in the project")
         else:
             try:
-                labels = ids_from_indices(read_voc_mask(path), class_ids, unlabeled, project)
-                store_imported(project, record, labels, options, report)
+                indices = read_voc_mask(path, (record.width, record.height))
+                labels = ids_from_indices(indices, class_ids, source.unlabeled, project)
+                if fill_id is not None:
+                    labels[labels == project.unlabeled_value] = fill_id
+                status = import_status(options, source.statuses.get(relative[: -len(".png")]))
+                store_imported(project, record, labels, options, report, status)
             except FormatError as error:
                 report.skipped.append(f"{relative}: {error}")
         yield Progress(done + 1, len(masks), relative)

@@ -155,6 +155,11 @@ class TransferDialog(QDialog):
         self.class_names.setPlaceholderText(
             "index-mask formats: class names by index, comma-separated"
         )
+        self.fill_unlabeled = QLineEdit()
+        self.fill_unlabeled.setPlaceholderText(
+            "class for pixels no shape covers, e.g. _background_"
+        )
+        self.as_edited = QCheckBox("Mark imported labels edited (default: reviewed, ground truth)")
         self._build()
 
     def _build(self) -> None:
@@ -167,11 +172,13 @@ class TransferDialog(QDialog):
             form.addRow("", self.reviewed_only)
         else:
             form.addRow("Class names", self.class_names)
+            form.addRow("Fill unlabelled", self.fill_unlabeled)
             form.addRow("", self.overwrite)
+            form.addRow("", self.as_edited)
         _add_ok_cancel(self, form)
 
     def _pick(self) -> None:
-        if self.export or self.format.currentText() in ("voc", "masks", "labelme"):
+        if self.export or self.format.currentText() in ("voc", "masks", "labelme", "isat"):
             path = QFileDialog.getExistingDirectory(self, self.windowTitle())
         else:
             path, _ = QFileDialog.getOpenFileName(self, self.windowTitle(), "", "JSON (*.json)")
@@ -187,4 +194,9 @@ class TransferDialog(QDialog):
                 statuses=statuses, split=self.split.value(), polygons=self.polygons.isChecked()
             )
         names = tuple(n.strip() for n in self.class_names.text().split(",") if n.strip())
-        return ImportOptions(overwrite=self.overwrite.isChecked(), class_names=names or None)
+        return ImportOptions(
+            overwrite=self.overwrite.isChecked(),
+            class_names=names or None,
+            status="edited" if self.as_edited.isChecked() else None,
+            fill_unlabeled=self.fill_unlabeled.text().strip() or None,
+        )
