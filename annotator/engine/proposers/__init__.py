@@ -21,6 +21,10 @@ PROPOSERS: dict[str, str] = {
 }
 
 
+#: How the zegformer proposer names a segment (``EngineConfig.segment_score``).
+SEGMENT_SCORES = ("pool", "crop")
+
+
 def list_proposers() -> list[str]:
     return sorted(PROPOSERS)
 

@@ -119,7 +119,7 @@ def snapped_clusters(
         return up.argmax(dim=0).numpy().astype(np.int32)
     near = F.max_pool2d(onehot, 3, stride=1, padding=1)
     near = F.interpolate(near, size=size, mode="nearest")[0, :, :height, :width]
-    pixel = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255.0)  # [h, w, 3]
+    pixel = torch.from_numpy(np.require(image, requirements=["C", "W"])).float() / 255.0
     means = cluster_colours(assign, colours, count)  # [K, 3]
     cross = torch.einsum("hwc,kc->khw", pixel, means)
     distance = pixel.square().sum(-1) - 2 * cross + means.square().sum(-1).view(-1, 1, 1)

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from annotator.engine.features import to_pixels
+from annotator.engine.proposers import SEGMENT_SCORES
 
-SCORES = ("pool", "crop")
+SCORES = SEGMENT_SCORES
 
 #: Input size of encoders that do not state one (CLIP's own resolution).
 DEFAULT_INPUT_SIZE = 224

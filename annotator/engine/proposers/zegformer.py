@@ -46,7 +46,8 @@ class SegmentModel(Protocol):
 
     ``segment(view)`` -> ``(masks, p, seen)``: masks float32 ``[N, h, w]`` in [0, 1] at the
     view's working resolution; ``p`` float32 ``[N, C]`` learned scores over ``view.class_names``
-    (the "no object" column already dropped); ``seen`` bool ``[C]`` (classes it learned).
+    (the "no object" column already dropped), or None when it has no classifier (then the
+    engine pools its per-pixel probabilities); ``seen`` bool ``[C]`` (classes it learned).
     """
 
     def segment(self, view: WorkingView) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
@@ -137,7 +138,8 @@ class ZegformerProposer:
         masks_t = torch.from_numpy(np.asarray(masks, np.float32))
         index = masks_t.argmax(dim=0).numpy().astype(np.int32)
         seen_t = torch.from_numpy(np.asarray(seen, bool))
-        return masks_t, index, torch.from_numpy(np.asarray(p, np.float32)), seen_t
+        p_t = None if p is None else torch.from_numpy(np.asarray(p, np.float32))
+        return masks_t, index, p_t, seen_t
 
     def _clip_scores(self, segmenter: Any, inputs: ProposerInput, masks: Tensor) -> Tensor | None:
         """``p'`` float32 ``[N, C]``, or None without CLIP weights."""
