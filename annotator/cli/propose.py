@@ -25,6 +25,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         help='comma-separated class names; synonyms joined by ";", e.g. "cat,tv; monitor,grass"',
     )
     parser.add_argument("--out", default="proposals", help="output folder (default ./proposals)")
+    parser.add_argument(
+        "--write-segments",
+        action="store_true",
+        help="with --proposer zegformer: also write segments/<image>.png (segment index per "
+        "pixel) and segments/<image>.json (per-segment class scores)",
+    )
     add_engine_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -51,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         segmenter = create_segmenter(engine_config_from_args(args), progress=_download_bar())
-        report = _drain(propose_files(segmenter, items, classes, args.out), len(items))
+        report = _drain(
+            propose_files(segmenter, items, classes, args.out, write_segments=args.write_segments),
+            len(items),
+        )
     except AnnotatorError as error:
         print(f"annotator propose: {error}", file=sys.stderr)
         return 1

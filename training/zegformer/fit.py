@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from annotator.engine.devices import limited_threads
 from annotator.errors import JobCancelled
 from annotator.progress import Progress, ShouldStop
 from training.zegformer.decoder import DecoderSpec, MaskDecoder
@@ -121,7 +122,7 @@ def fit_decoder(
         if should_stop():
             raise JobCancelled("Retraining was cancelled; the previous model version stays active.")
         sample = samples[int(order.integers(len(samples)))]
-        with grad_mode():
+        with grad_mode(), limited_threads(1):  # tiny ops: thread hand-offs cost more than work
             loss = _step(decoder, optimiser, sample, text_t)
         if step % 10 == 0 or step == settings.steps:
             data = {"phase": "segments", "step": step, "segment_loss": loss}
