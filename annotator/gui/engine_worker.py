@@ -24,7 +24,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from annotator.gui import _engine
-from annotator.gui._propose import ClassQuery, predict_ids, propose_all
+from annotator.gui._propose import ClassQuery, predict_with_segments, propose_all
 from annotator.progress import Progress
 
 
@@ -56,6 +56,7 @@ class ProposalResult:
     seconds: float  # engine time
     prefetch: bool
     submitted: float
+    segments: Any = None  # zegformer SegmentSet (class indices mean query.ids) or None
 
 
 @dataclass
@@ -217,7 +218,7 @@ class EngineWorker(QObject):
             import torch
 
             with torch.inference_mode():
-                ids, confidence = predict_ids(
+                ids, confidence, segments = predict_with_segments(
                     self._segmenter, request.image, request.query, self._adapter, request.dtype
                 )
             if request.save and self._project is not None:
@@ -231,7 +232,7 @@ class EngineWorker(QObject):
         self.proposal_ready.emit(
             ProposalResult(
                 request.id, request.relpath, request.query, ids, confidence, seconds,
-                request.prefetch, request.submitted,
+                request.prefetch, request.submitted, segments,
             )
         )  # fmt: skip
 
