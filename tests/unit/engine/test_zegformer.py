@@ -32,9 +32,8 @@ def test_registry_names_both_proposers_and_rejects_others() -> None:
 def test_planted_scene_labelled_by_every_variant(variant: str, score: str) -> None:
     image, truth = painted_scene()
     segmenter = create_planted_segmenter(
-        PALETTE, proposer="zegformer", zegformer_variant=variant, segment_score=score,
-        short_side=224,
-    )  # fmt: skip
+        PALETTE, proposer="zegformer", zegformer_variant=variant, segment_score=score
+    )
     segmenter.set_image(image)
     proposal = segmenter.predict(CLASSES)
     inside = interior(truth, 4)
