@@ -85,3 +85,24 @@ def test_dense_proposer_trains_no_decoder(labelled_project) -> None:
     result = run_job(train(labelled_project, segmenter, TrainConfig(**{**FAST, "steps": 20})))
     assert read_report(labelled_project.sidecar / "models" / result.version.id) is None
     assert not hasattr(load_active_adapter(labelled_project), "segment_model")
+
+
+def test_without_clip_weights_the_decoder_still_segments(
+    labelled_project, tmp_path, monkeypatch
+) -> None:  # noqa: ANN001
+    monkeypatch.setenv("ANNOTATOR_CACHE_DIR", str(tmp_path / "empty-cache"))
+    config = EngineConfig(
+        download=False, short_side=96, device="cpu", proposer="zegformer", segments=6
+    )
+    segmenter = create_segmenter(config, allow_missing_weights=True)
+    assert not segmenter.available
+    result = run_job(train(labelled_project, segmenter, TrainConfig(**{**FAST, "steps": 30})))
+    report = read_report(labelled_project.sidecar / "models" / result.version.id)
+    assert report["after"] > report["before"]
+    adapter = load_active_adapter(labelled_project)
+    assert adapter.segment_model.decoder.segment_embed is None  # no text: masks only
+    _, prompts = class_prompts(labelled_project)
+    segmenter.set_image(labelled_project.load_image("img012.png"))
+    proposal = segmenter.predict(prompts, adapter=adapter)
+    assert proposal.segments.variant == "seg"  # named by the trained head's pooled scores
+    assert proposal.label_map.shape == (96, 96)
