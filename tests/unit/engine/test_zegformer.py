@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from annotator.engine import EngineConfigError
 from annotator.engine.proposers import get_proposer, list_proposers
@@ -185,3 +187,23 @@ def test_gamma_raises_unseen_iou_of_a_seen_biased_head() -> None:
     assert ious[0.1][dog] > 0.95  # gamma 0.1 gives it back to the unseen class
     for seen in (CLASSES.index("grass"), CLASSES.index("sky")):
         assert ious[0.1][seen] > 0.95
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    height=st.integers(1, 40),
+    width=st.integers(1, 40),
+    count=st.integers(1, 8),
+    patch=st.sampled_from([4, 8, 16]),
+    seed=st.integers(0, 2**16),
+)
+def test_grouping_partitions_any_image(
+    height: int, width: int, count: int, patch: int, seed: int
+) -> None:
+    image = np.random.default_rng(seed).integers(0, 255, (height, width, 3), np.uint8)
+    masks, index = group_image(image, None, patch, GroupingSettings(count=count))
+    segments = int(index.max()) + 1
+    assert index.shape == (height, width) and 1 <= segments <= count
+    assert set(np.unique(index)) == set(range(segments))
+    assert masks.shape == (segments, height, width)
+    np.testing.assert_allclose(masks.sum(dim=0).numpy(), 1.0, rtol=1e-5)
