@@ -269,6 +269,12 @@ def train(
             pseudo_counts.append(len(pseudo))
             samples = SampleSet.concatenate([human, pseudo])
     run.check()
+    if getattr(getattr(segmenter, "config", None), "proposer", "dense") == "zegformer":
+        from training.zegformer import train_for_version  # ZegFormer's segment decoder
+
+        yield from train_for_version(
+            project, segmenter, split, versions[-1].id, config, should_stop
+        )
     activate_version(project, versions[-1].id)
     final = version_store(project).get(versions[-1].id)
     return TrainResult(final, versions[:-1] + [final], before, after, losses, split, pseudo_counts)

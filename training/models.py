@@ -62,7 +62,7 @@ def adapter_for_version(project: Any, version_id: str) -> TrainedAdapter:
     version = store.get(version_id)
     names = {info.id: info.name for info in project.list_classes()}
     extra = version.extra
-    return TrainedAdapter(
+    adapter = TrainedAdapter(
         store.load_head(version_id),
         {cid: names[cid] for cid in extra.get("class_ids", []) if cid in names},
         FilterSpec(tuple(extra["filter_sigmas"])),
@@ -70,6 +70,9 @@ def adapter_for_version(project: Any, version_id: str) -> TrainedAdapter:
         version_id=version_id,
         patch_size=extra.get("patch_size"),
     )
+    from training.zegformer import attach_segment_model
+
+    return attach_segment_model(adapter, store.folder / version_id, names)
 
 
 def load_active_adapter(project: Any) -> TrainedAdapter | None:

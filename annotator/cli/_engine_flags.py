@@ -63,10 +63,38 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--refine", choices=["pamr"], default=None, help="edge-aware refinement of the masks"
     )
+    _add_proposer_arguments(group)
     group.add_argument(
         "--no-download",
         action="store_true",
         help="never download weights; fail if they are not in the cache",
+    )
+
+
+def _add_proposer_arguments(group: argparse._ArgumentGroup) -> None:
+    """``--proposer dense|zegformer`` and the zegformer settings (annotator.engine.proposers)."""
+    group.add_argument(
+        "--proposer",
+        choices=["dense", "zegformer"],
+        default="dense",
+        help="dense: every pixel by its features (default); zegformer: class-agnostic segments "
+        "named by CLIP",
+    )
+    group.add_argument(
+        "--segments", type=int, default=16, help="zegformer: segments per image (default 16)"
+    )
+    group.add_argument(
+        "--segment-score",
+        choices=["pool", "crop"],
+        default="pool",
+        help="zegformer: name segments by mask-pooled features (pool, default) or by CLIP on "
+        "each segment's masked crop (crop)",
+    )
+    group.add_argument(
+        "--zegformer-variant",
+        choices=["auto", "img", "seg", "fused"],
+        default="auto",
+        help="zegformer scores: img (CLIP), seg (learned), fused; auto = fused once trained",
     )
 
 
@@ -86,4 +114,8 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
         refine=args.refine,
         templates=templates_named(args.templates),
         download=not args.no_download,
+        proposer=getattr(args, "proposer", "dense"),
+        segments=getattr(args, "segments", 16),
+        segment_score=getattr(args, "segment_score", "pool"),
+        zegformer_variant=getattr(args, "zegformer_variant", "auto"),
     )

@@ -29,6 +29,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", default=None, help="output folder (default ./proposals)")
     _add_project_arguments(parser)
+    parser.add_argument(
+        "--write-segments",
+        action="store_true",
+        help="with --proposer zegformer: also write segments/<image>.png (segment index per "
+        "pixel) and segments/<image>.json (per-segment class scores)",
+    )
     add_engine_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -90,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         segmenter = create_segmenter(engine_config_from_args(args), progress=_download_bar())
         out = args.out or "proposals"
-        report = _drain(propose_files(segmenter, items, classes, out), len(items))
+        report = _drain(
+            propose_files(segmenter, items, classes, out, write_segments=args.write_segments),
+            len(items),
+        )
     except AnnotatorError as error:
         print(f"annotator propose: {error}", file=sys.stderr)
         return 1

@@ -92,8 +92,12 @@ def propose_files(
     classes: Sequence[str],
     out_dir: str | Path,
     should_stop: ShouldStop = never_stop,
+    write_segments: bool = False,
 ) -> Job[ProposeReport]:
-    """Propose every ``(file, relative)`` in ``items``; yields Progress, returns the report."""
+    """Propose every ``(file, relative)`` in ``items``; yields Progress, returns the report.
+
+    ``write_segments``: also write each zegformer proposal's segments under ``segments/``
+    (:func:`annotator.engine.proposers.export.save_segments`)."""
     out_dir = Path(out_dir)
     background = segmenter.config.background_name
     use_background = segmenter.config.background_threshold is not None
@@ -111,6 +115,10 @@ def propose_files(
             target = output_path(out_dir, relative, taken)
             save_label_png(target, proposal.label_map, colours)
             report.written.append(target)
+            if write_segments and proposal.segments is not None:
+                from annotator.engine.proposers.export import save_segments
+
+                save_segments(out_dir, target.relative_to(out_dir), proposal.segments)
         yield Progress(done + 1, len(items), str(relative))
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "classes.json").write_text(json.dumps(table, indent=2) + "\n")

@@ -86,6 +86,16 @@ class EngineConfig:
     feature_cache_mb: int = 512
     cache_dir: str | None = None
     download: bool = True
+    #: Which proposer turns features into a proposal: "dense" (per-pixel heads) or "zegformer"
+    #: (class-agnostic segments named by CLIP; ``annotator.engine.proposers``).
+    proposer: str = "dense"
+    #: ZegFormer: number of segments, segment score ("pool" | "crop"), variant
+    #: ("auto" | "img" | "seg" | "fused"), fusion lambda and seen-class calibration gamma.
+    segments: int = 16
+    segment_score: str = "pool"
+    zegformer_variant: str = "auto"
+    fusion_lambda: float = 2 / 3
+    calibration_gamma: float = 0.1
 
     def __post_init__(self) -> None:
         if isinstance(self.pretrained, str) and self.pretrained.strip().lower() in ("", "none"):

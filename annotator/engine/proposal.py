@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -17,6 +17,8 @@ class Proposal:
     probability is below it hold ``background_index`` (= ``len(class_names)``).
     ``confidence``: ``[H, W]`` float32 in [0, 1], the best class probability per pixel.
     ``probabilities``: ``[C, h, w]`` float32 softmax over the classes at the working resolution.
+    ``segments``: the zegformer proposer's :class:`~annotator.engine.proposers.segments.SegmentSet`
+    (segment index map and per-segment scores); None from the dense proposer.
     """
 
     label_map: np.ndarray
@@ -25,6 +27,7 @@ class Proposal:
     class_names: list[str]
     mean_confidence: float
     background_index: int | None = None
+    segments: Any = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ from annotator.engine.features import (
 )
 from annotator.engine.output import full_resolution_labels
 from annotator.engine.proposal import LogitAdapter, Proposal, WorkingView
+from annotator.engine.proposers import get_proposer
+from annotator.engine.proposers.base import ProposerInput
 from annotator.engine.refine import get_refiner
 from annotator.engine.text import TextEmbeddings
 from annotator.errors import AnnotatorError, WeightsUnavailableError
@@ -104,6 +106,7 @@ class Segmenter:
         self.encode_count = 0
         self._text = TextEmbeddings(backbone.text_encoder, config.templates) if backbone else None
         self._refiner = get_refiner(config.refine) if config.refine else None
+        self.proposer = get_proposer(config.proposer)
         self._cache: ByteLRU[_ImageState] = ByteLRU(config.feature_cache_mb << 20, _state_bytes)
         self._state: _ImageState | None = None
 
@@ -221,7 +224,10 @@ class Segmenter:
             logits = self._zero_shot_logits(state, text, len(names))
             if adapter is not None:
                 logits = self._adapt(adapter, state, names, text, logits)
-            return self._finish(state, names, logits)
+            inputs = ProposerInput(
+                state.image, state.features, state.layout, names, text, logits, adapter, state
+            )
+            return self.proposer.propose(self, inputs)
 
     def _threads_for(self, state: _ImageState, classes: int) -> AbstractContextManager:
         """Few CPU threads for small outputs: on a busy machine, hand-offs cost more than the work."""

@@ -43,9 +43,19 @@ def predict_ids(
 ) -> tuple[np.ndarray, float]:
     """Encode ``image`` (``HxWx3 uint8``; cached by the segmenter) and return ``(class-id map,
     mean confidence)``. Call only from the engine's own thread."""
+    ids, confidence, _ = predict_with_segments(segmenter, image, query, adapter, dtype)
+    return ids, confidence
+
+
+def predict_with_segments(
+    segmenter: Any, image: np.ndarray, query: ClassQuery, adapter: Any, dtype: np.dtype
+) -> tuple[np.ndarray, float, Any]:
+    """:func:`predict_ids` plus the proposal's segments (a zegformer ``SegmentSet``, whose class
+    indices mean ``query.ids``; None from the dense proposer)."""
     segmenter.set_image(image)
     proposal = segmenter.predict(list(query.prompts), adapter=adapter)
-    return to_class_ids(proposal.label_map, query.ids, dtype), float(proposal.mean_confidence)
+    ids = to_class_ids(proposal.label_map, query.ids, dtype)
+    return ids, float(proposal.mean_confidence), getattr(proposal, "segments", None)
 
 
 @dataclass

@@ -42,6 +42,7 @@ class AppSettings:
     ``pretrained`` is an open_clip tag (``"openai"``); ``weights_file``, when set, is a local weights
     file used instead. ``device`` is ``auto``, ``cpu`` or ``cuda``; ``threads`` 0 means torch's default.
     ``use_model`` False means "continue without proposals" (the banner stays quiet).
+    ``proposer`` is ``dense`` or ``zegformer`` (with ``segments`` and ``segment_score``).
     """
 
     model: str = "ViT-B-16"
@@ -54,6 +55,9 @@ class AppSettings:
     prefetch: int = 2
     opacity: float = 0.55
     last_export_dir: str = ""  # the export dialog starts here
+    proposer: str = "dense"
+    segments: int = 16
+    segment_score: str = "pool"
     recent: list[str] = field(default_factory=list)
 
     def add_recent(self, folder: str | Path) -> None:
@@ -105,5 +109,8 @@ def engine_config(settings: AppSettings) -> Any:
         head=settings.head,
         device=settings.device,
         threads=settings.threads or None,
+        proposer=settings.proposer,
+        segments=settings.segments,
+        segment_score=settings.segment_score,
         download=False,  # the banner asks before downloading, with progress and cancel
     )

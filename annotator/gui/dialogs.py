@@ -71,6 +71,23 @@ def _path_row(edit: QLineEdit, pick: callable) -> QWidget:  # type: ignore[valid
     return row
 
 
+def proposer_widgets(settings: AppSettings) -> tuple[QComboBox, QSpinBox, QComboBox]:
+    """Proposer (dense | zegformer), segments per image, segment score (pool | crop)."""
+    from annotator.engine.proposers import SEGMENT_SCORES, list_proposers
+
+    proposer = QComboBox()
+    proposer.addItems(list_proposers())
+    proposer.setCurrentText(settings.proposer)
+    proposer.setToolTip("zegformer: class-agnostic segments named by CLIP, accepted whole")
+    segments = QSpinBox()
+    segments.setRange(2, 64)
+    segments.setValue(settings.segments)
+    score = QComboBox()
+    score.addItems(list(SEGMENT_SCORES))
+    score.setCurrentText(settings.segment_score)
+    return proposer, segments, score
+
+
 class SettingsDialog(QDialog):
     """Model, pretrained tag or local file, head, device, threads. Saved by the caller."""
 
@@ -98,6 +115,7 @@ class SettingsDialog(QDialog):
         self.prefetch = QSpinBox()
         self.prefetch.setRange(0, 8)
         self.prefetch.setValue(settings.prefetch)
+        self.proposer, self.segments, self.segment_score = proposer_widgets(settings)
         self._settings = settings
         self._build()
 
@@ -110,6 +128,9 @@ class SettingsDialog(QDialog):
         form.addRow("Device", self.device)
         form.addRow("CPU threads", self.threads)
         form.addRow("Prefetch images", self.prefetch)
+        form.addRow("Proposer", self.proposer)
+        form.addRow("Segments", self.segments)
+        form.addRow("Segment score", self.segment_score)
         form.addRow("", self.use_model)
         _add_ok_cancel(self, form)
 
@@ -130,6 +151,9 @@ class SettingsDialog(QDialog):
         s.threads = self.threads.value()
         s.prefetch = self.prefetch.value()
         s.use_model = self.use_model.isChecked()
+        s.proposer = self.proposer.currentText()
+        s.segments = self.segments.value()
+        s.segment_score = self.segment_score.currentText()
         return s
 
 

@@ -25,7 +25,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from annotator.errors import AnnotatorError
 from annotator.gui import _engine
-from annotator.gui._propose import ClassQuery, predict_ids, propose_all
+from annotator.gui._propose import ClassQuery, predict_with_segments, propose_all
 from annotator.progress import Progress
 
 
@@ -57,6 +57,7 @@ class ProposalResult:
     seconds: float  # engine time
     prefetch: bool
     submitted: float
+    segments: Any = None  # zegformer SegmentSet (class indices mean query.ids) or None
 
 
 @dataclass
@@ -288,7 +289,7 @@ class EngineWorker(QObject):
             import torch
 
             with torch.inference_mode():
-                ids, confidence = predict_ids(
+                ids, confidence, segments = predict_with_segments(
                     self._segmenter, request.image, request.query, self._current_adapter(),
                     request.dtype,
                 )  # fmt: skip
@@ -303,7 +304,7 @@ class EngineWorker(QObject):
         self.proposal_ready.emit(
             ProposalResult(
                 request.id, request.relpath, request.query, ids, confidence, seconds,
-                request.prefetch, request.submitted,
+                request.prefetch, request.submitted, segments,
             )
         )  # fmt: skip
 

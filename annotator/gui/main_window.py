@@ -30,6 +30,7 @@ from annotator.gui.jobs import JobRunner
 from annotator.gui.loader import ImageBundle
 from annotator.gui.model_controls import ModelControls
 from annotator.gui.notices import ModelBanner, NotificationBar
+from annotator.gui.segments import show_segments
 from annotator.gui.workspace import Workspace
 
 
@@ -352,6 +353,7 @@ class MainWindow(QMainWindow):
         bundle = self.workspace.current
         if bundle is not None and bundle.relpath == relpath:
             self.canvas.set_proposal(bundle.proposal)
+            show_segments(self.canvas, self.workspace, relpath)
             note = " (computed in advance)" if self.workspace.shown_in_advance else ""
             self.latency_label.setText(f"Proposal: {seconds * 1000:.0f} ms{note}")
             if self.statusBar().currentMessage() == "Proposing…":

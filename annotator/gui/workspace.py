@@ -365,6 +365,14 @@ class Workspace(QObject):
             self.shown_in_advance = False
             self.proposal_shown.emit(result.relpath, waited)
 
+    def proposal_segments(self, relpath: str) -> tuple[Any, tuple[int, ...]] | None:
+        """(zegformer segments, class ids of their indices) of ``relpath``'s current proposal,
+        or None (dense proposer, or no current proposal)."""
+        result = self._proposals.get(relpath)
+        if result is None or result.segments is None or result.query != self.query():
+            return None
+        return result.segments, result.query.ids
+
     def accept_proposal(self) -> bool:
         """Copy the proposal into every unlabeled pixel (human labels win); one undo step.
 

@@ -229,6 +229,9 @@ class AcceptRegionTool(_RegionTool):
     edit_name = "Accept region"
 
     def region(self, x: int, y: int, modifiers: Qt.KeyboardModifier):  # type: ignore[override]
+        segment = self.view.segment_layer.segment_region(x, y)  # zegformer: the whole segment
+        if segment is not None:
+            return segment
         proposal = self.view.proposal
         if proposal is None or proposal[y, x] == self.view.document.unlabeled:
             self.view.notify("Nothing is proposed here.")

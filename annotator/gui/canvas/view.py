@@ -41,6 +41,7 @@ from annotator.gui._render import (
 )
 from annotator.gui.canvas.tiles import TiledItem
 from annotator.gui.canvas.tools import TOOLS, Tool
+from annotator.gui.segments import SegmentLayer
 
 MIN_ZOOM, MAX_ZOOM = 1 / 64, 64.0
 MIN_BRUSH, MAX_BRUSH = 1.0, 500.0
@@ -88,6 +89,7 @@ class CanvasView(QGraphicsView):
         self.tool: Tool = self.tools["brush"]
         self._brush_item = self._make_brush_item()
         self._sketch_item = self._make_sketch_item()
+        self.segment_layer = SegmentLayer(self)  # zegformer segments (annotator.gui.segments)
 
     # -- content -------------------------------------------------------------------------------
 
@@ -97,6 +99,7 @@ class CanvasView(QGraphicsView):
                 self.scene().removeItem(item)
         self._image_item = self._overlay_item = None
         self.document, self.proposal, self.image, self._pyramid = None, None, None, []
+        self.segment_layer.set_segments(None, (), {})
         self.tool.cancel()
 
     def set_image(self, pyramid: list[np.ndarray], document: LabelDocument) -> None:
@@ -278,6 +281,12 @@ class CanvasView(QGraphicsView):
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if event.button() == Qt.MouseButton.LeftButton and self.document is not None:
             self._safely(self.tool.double_click, self._image_point(event))
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802, ANN001 - right-click a segment
+        scene = self.mapToScene(event.pos())
+        menu = self.segment_layer.menu(int(np.floor(scene.x())), int(np.floor(scene.y())))
+        if menu is not None:
+            menu.exec(event.globalPos())
 
     def _safely(self, action: Callable[..., object], *args: object) -> object:
         """Run a tool step; an unexpected error becomes a notice instead of closing the app."""
