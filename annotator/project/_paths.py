@@ -1,0 +1,77 @@
+"""Paths derived from the database or the sidecar stay inside the project, never through a link.
+
+A relative path stored in ``project.db`` or named by a sidecar file is data someone may have
+handed the user: ``../../x``, an absolute path or a symlinked folder inside the sidecar must not
+make the store read, move, write or delete anything outside it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path, PurePosixPath
+
+from annotator.errors import UnsafePathError
+
+__all__ = ["UnsafePathError", "check_relpath", "inside", "open_nofollow"]
+
+
+def check_relpath(relpath: str) -> str:
+    """``relpath`` if it is a plain relative POSIX path (no ``..``, no root, no NUL, no ``\\``),
+    else :class:`UnsafePathError`."""
+    parts = PurePosixPath(relpath).parts
+    bad = (
+        not relpath
+        or "\0" in relpath
+        or "\\" in relpath
+        or relpath.startswith("/")
+        or (len(relpath) > 1 and relpath[1] == ":")
+        or any(part in ("..", ".", "") for part in parts)
+        or relpath.endswith("/")
+    )
+    if bad:
+        raise UnsafePathError(
+            f"The project data names the path {relpath!r}, which is not inside the project; "
+            "it was not used. The project database may have been edited by hand or come from "
+            "someone else."
+        )
+    return relpath
+
+
+def inside(base: Path, *parts: str) -> Path:
+    """``base / parts`` after checking that no existing component below ``base`` is a symlink
+    (so the result stays under ``base``); :class:`UnsafePathError` otherwise. ``parts`` may hold
+    ``/``-separated relative paths (each checked by :func:`check_relpath`)."""
+    path = base
+    for part in parts:
+        for piece in PurePosixPath(check_relpath(part)).parts:
+            path = path / piece
+            _refuse_link(path)
+    return path
+
+
+def _refuse_link(path: Path) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as error:
+        raise UnsafePathError(f"{path} cannot be checked ({error}).") from error
+    if stat.S_ISLNK(mode):
+        raise UnsafePathError(
+            f"{path} is a symbolic link; the project keeps its own files inside its data folder "
+            "and does not follow links out of it. Replace the link with a real folder or file "
+            "(or remove it), then open the project again."
+        )
+
+
+def open_nofollow(path: Path, flags: int, mode: int = 0o644) -> int:
+    """``os.open`` that refuses a symlink at ``path`` itself (:class:`UnsafePathError`)."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    try:
+        return os.open(path, flags | nofollow, mode)
+    except OSError as error:
+        if nofollow and error.errno == errno.ELOOP:  # the last component is a symlink
+            _refuse_link(path)
+        raise
