@@ -140,7 +140,7 @@ class ProjectBase:
         return inside(self.sidecar, *parts)
 
     def _map_path(self, kind: str, relpath: str) -> Path:
-        return inside(self.sidecar, kind, f"{check_relpath(relpath)}.png")
+        return inside(self.sidecar, kind, f"{check_relpath(relpath)}.png", file=True)
 
     def _write_failed(self, what: str, error: OSError) -> ProjectError:
         """The typed error for a file write that failed: nothing of it was saved."""

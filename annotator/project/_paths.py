@@ -39,14 +39,17 @@ def check_relpath(relpath: str) -> str:
     return relpath
 
 
-def inside(base: Path, *parts: str) -> Path:
+def inside(base: Path, *parts: str, file: bool = False) -> Path:
     """``base / parts`` after checking that no existing component below ``base`` is a symlink
     (so the result stays under ``base``); :class:`UnsafePathError` otherwise. ``parts`` may hold
-    ``/``-separated relative paths (each checked by :func:`check_relpath`)."""
+    ``/``-separated relative paths (each checked by :func:`check_relpath`). With ``file``, the
+    last component may be a link: it names a file that is replaced by rename (which never
+    follows a link) and read with :func:`open_nofollow`."""
+    pieces = [piece for part in parts for piece in PurePosixPath(check_relpath(part)).parts]
     path = base
-    for part in parts:
-        for piece in PurePosixPath(check_relpath(part)).parts:
-            path = path / piece
+    for index, piece in enumerate(pieces):
+        path = path / piece
+        if not (file and index == len(pieces) - 1):
             _refuse_link(path)
     return path
 

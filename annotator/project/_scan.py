@@ -266,7 +266,8 @@ def _match_renames(
 
 def list_maps(folder: Path) -> dict[str, int]:
     """``relpath -> mtime_ns`` of the stored maps under ``folder`` (``<relpath>.png`` files),
-    hidden files and symlinks left out, links to folders never followed."""
+    hidden files left out, links to folders never followed (a linked file is listed: reading it
+    refuses the link, and it is set aside)."""
     found: dict[str, int] = {}
     if folder.is_symlink() or not folder.is_dir():
         return found
@@ -278,7 +279,7 @@ def list_maps(folder: Path) -> dict[str, int]:
         except OSError:
             continue
         for entry in entries:
-            if entry.name.startswith(".") or entry.is_symlink():
+            if entry.name.startswith("."):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 stack.append((entry.path, f"{prefix}{entry.name}/"))
