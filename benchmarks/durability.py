@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/durability.py [--kills 200] [--seed 0] [--start-classes 240]
 
-A child process opens a project and, until it is killed, saves human labels and proposals and
-edits classes at random (adds, deletes, merges; class ids cross 255, so the project switches
+The project starts with ``--start-classes`` classes and four images labelled as 8-bit maps that
+no child saves again. A child process opens it and, until it is killed, saves human labels and
+proposals of six other images and edits classes at random (adds, deletes, merges; class ids cross 255, so the project switches
 from 8-bit to 16-bit maps during the run). It logs ``begin``/``done`` around every operation.
 The parent SIGKILLs it at a random instant, reopens the project, replays the log and compares
 every stored map and class with what the confirmed operations must have left (the one operation
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import signal
@@ -31,7 +33,10 @@ from pathlib import Path
 import numpy as np
 
 H, W, BANDS = 24, 32, 6
-IMAGES = [f"img{index:02d}.png" for index in range(6)]
+IMAGES = [f"img{index:02d}.png" for index in range(10)]
+#: labelled as 8-bit maps before the first child runs, then never saved again (only class edits
+#: touch them): what the switch to 16-bit maps must read right
+FROZEN = IMAGES[6:]
 
 _CHILD = textwrap.dedent(
     """
@@ -43,7 +48,7 @@ _CHILD = textwrap.dedent(
     rng = random.Random(seed)
     project = Project.open(folder)
     log = open(log_path, "a", buffering=1)
-    images = [r.relpath for r in project.list_images()]
+    images = [r.relpath for r in project.list_images()][:6]  # the others stay as saved
 
     def band_map(values):
         out = np.full((24, 32), -1, np.int64)  # -1: not labelled, in any dtype
@@ -138,9 +143,18 @@ def _make_project(root: Path, start_classes: int) -> Expected:
         pixels = np.random.default_rng(index).integers(0, 256, (H, W, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(root / name)
     expected = Expected()
+    rng = random.Random(start_classes)
     with Project.open(root) as project:
         for index in range(start_classes):
             expected.classes[project.add_class(f"start{index}").id] = f"start{index}"
+        for relpath in FROZEN:
+            values = [rng.choice([*expected.classes, -1]) for _ in range(BANDS)]
+            values[-1] = -1
+            labels = np.full((H, W), -1, np.int64)
+            for band, value in enumerate(values):
+                labels[band * 4 : (band + 1) * 4] = value
+            project.save_labels(relpath, labels)
+            expected.maps[("labels", relpath)] = values
     return expected
 
 
@@ -251,6 +265,7 @@ def main() -> None:
         "--start-classes", type=int, default=240, help="classes before the first child runs"
     )
     args = parser.parse_args()
+    logging.getLogger("annotator").setLevel(logging.ERROR)  # recoveries are counted, not logged
     rng = random.Random(args.seed)
     tally = Tally()
     started = time.perf_counter()

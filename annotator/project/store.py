@@ -36,6 +36,7 @@ from annotator.project import _db, _scan
 from annotator.project._base import _IMAGE_COLUMNS
 from annotator.project._lock import ProjectLock
 from annotator.project._maps import store_hash
+from annotator.project._paths import inside
 from annotator.project._reconcile import Reconciler
 from annotator.project.records import STATUSES, ImageRecord
 
@@ -87,7 +88,7 @@ class Project(Reconciler):
         root = Path(folder).expanduser().resolve()
         if not root.is_dir():
             raise ProjectError(f"{root} is not a folder; choose the folder that holds the images.")
-        side = Path(sidecar).expanduser().resolve() if sidecar else root / DEFAULT_SIDECAR
+        side = Path(sidecar).expanduser().resolve() if sidecar else inside(root, DEFAULT_SIDECAR)
         project = cls(root, side, read_only)
         try:
             project._start()
@@ -103,11 +104,13 @@ class Project(Reconciler):
                     f"{self.root} has no project data yet ({self.sidecar} is missing); "
                     "open it for editing once to create it."
                 )
+            self.sidecar_path("project.db")
             self._conn = _db.connect(self._db_path, read_only=True)
             return
         self._make_sidecar()
         self._lock = ProjectLock(self.sidecar / "lock", self.root)
         self._lock.acquire()
+        self.sidecar_path("project.db")  # never a link to a database elsewhere
         self._conn = _db.connect(self._db_path, read_only=False)
         self.refresh()
 

@@ -192,6 +192,21 @@ def test_a_lost_database_is_rebuilt_from_the_label_files(folder: Path, how: str)
         assert project.add_class("new").id == 4  # ids are never reused, even after a rebuild
 
 
+def test_labels_of_an_image_away_when_the_database_was_lost_wait_for_it(folder: Path) -> None:
+    saved = _labelled_project(folder)
+    (folder / ".annotator" / "project.db").unlink()
+    away = folder.parent / "renamed-away.png"
+    (folder / "a.png").rename(away)
+    with Project.open(folder) as project:
+        assert "a.png" not in [r.relpath for r in project.list_images()]
+        messages = [p.message for p in project.list_problems() if p.relpath == "a.png"]
+    assert any("not in the folder; the labels come back with it" in m for m in messages)
+    away.rename(folder / "sub" / "moved.png")  # comes back under another name
+    with Project.open(folder) as project:
+        assert np.array_equal(project.load_labels("sub/moved.png"), saved["a.png"])
+        assert project.get_image("sub/moved.png").status == "edited"
+
+
 _WAL_CHILD = textwrap.dedent(
     """
     import sys, time

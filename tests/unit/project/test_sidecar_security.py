@@ -167,3 +167,20 @@ def test_label_files_that_are_symlinks_are_not_followed(folder: Path, tmp_path: 
         assert any("a.png is damaged" in p.message for p in project.list_problems())
         project.save_labels("a.png", np.full((24, 32), UNLABELED_U8, np.uint8))
     assert elsewhere.read_bytes() == before and not label.is_symlink()
+
+
+def test_a_symlinked_sidecar_or_database_is_refused(folder: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    Project.open(folder).close()
+    (folder / ".annotator").rename(elsewhere)
+    (folder / ".annotator").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(UnsafePathError, match=r"\.annotator is a symbolic link"):
+        Project.open(folder)
+    with Project.open(folder, sidecar=elsewhere) as project:  # named on purpose: fine
+        assert len(project.list_images()) == 3
+    (folder / ".annotator").unlink()
+    (folder / ".annotator").mkdir()
+    (folder / ".annotator" / "project.db").symlink_to(elsewhere / "project.db")
+    for read_only in (False, True):
+        with pytest.raises(UnsafePathError, match="project.db is a symbolic link"):
+            Project.open(folder, read_only=read_only)
