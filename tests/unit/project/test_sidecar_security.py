@@ -4,6 +4,7 @@ inside the sidecar, database rows naming paths outside, the write lock swapped u
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -13,9 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from annotator.errors import ProjectError, ProjectLockedError, UnsafePathError
 from annotator.project import UNLABELED_U8, Project
+from annotator.project._paths import check_relpath
 
 
 def _labelled(folder: Path) -> None:
@@ -184,3 +188,27 @@ def test_a_symlinked_sidecar_or_database_is_refused(folder: Path, tmp_path: Path
     for read_only in (False, True):
         with pytest.raises(UnsafePathError, match="project.db is a symbolic link"):
             Project.open(folder, read_only=read_only)
+
+
+@given(st.text(alphabet=st.sampled_from("ab./\\:\0 -"), max_size=12))
+def test_an_accepted_relpath_never_leaves_its_folder(relpath: str) -> None:
+    base = "/project/.annotator/labels"
+    try:
+        check_relpath(relpath)
+    except UnsafePathError:
+        return
+    joined = os.path.normpath(os.path.join(base, relpath))
+    assert joined.startswith(base + "/") and "\0" not in relpath
+
+
+def test_odd_but_legal_file_names_keep_their_labels(folder: Path, make_image) -> None:
+    for name in ("a:b.png", "back\\slash.png", "dots..png"):
+        make_image(folder / name, seed=len(name))
+    with Project.open(folder) as project:
+        road = project.add_class("road")
+        for name in ("a:b.png", "back\\slash.png", "dots..png"):
+            project.save_labels(name, np.full((24, 32), road.id, np.uint8))
+    with Project.open(folder) as project:
+        for name in ("a:b.png", "back\\slash.png", "dots..png"):
+            assert project.load_labels(name)[0, 0] == road.id
+        assert project.list_problems() == []
