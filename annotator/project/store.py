@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from annotator.errors import ImageReadError, JobCancelled, ProjectError
+from annotator.errors import ImageReadError, JobCancelled, ProjectError, ProjectReadOnlyError
 from annotator.imageio import load_image
 from annotator.progress import Job, Progress, ShouldStop, never_stop
 from annotator.project import _db, _scan
@@ -118,7 +118,11 @@ class Project(Reconciler):
         try:
             self.sidecar.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise self._write_failed("the project data folder", error) from error
+            raise ProjectReadOnlyError(
+                f"The project data folder {self.sidecar} cannot be created ({error.strerror}); "
+                "nothing was changed. Open the folder read-only once it has project data, choose "
+                "another data folder (--sidecar), or free space / make the folder writable."
+            ) from error
 
     def close(self) -> None:
         """Checkpoint the WAL into ``project.db`` (so that file alone holds the project), close
