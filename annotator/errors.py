@@ -44,3 +44,23 @@ class FormatError(AnnotatorError):
 
 class JobCancelled(AnnotatorError):
     """A batch job stopped because the user asked it to."""
+
+
+class ProjectDamagedError(ProjectError):
+    """The project database is damaged (SQLite: "database disk image is malformed")."""
+
+
+class DiskFullError(ProjectError):
+    """The disk holding the project is full; the message says what was not saved."""
+
+
+class ProjectReadOnlyError(ProjectError):
+    """The project's data folder cannot be written; it can still be opened read-only."""
+
+
+class ProjectVersionError(ProjectError):
+    """The project was written by a newer version of annotator."""
+
+
+class UnsafePathError(ProjectError):
+    """A path named by the project's data would leave the project or pass through a link."""

@@ -13,7 +13,10 @@ MODELS_FOLDER = "models"
 
 
 def version_store(project: Any) -> VersionStore:
-    """The version store of ``project``: ``<sidecar>/models``."""
+    """The version store of ``project``: ``<sidecar>/models`` (refused if it is a symlink, see
+    ``Project.sidecar_path``)."""
+    if hasattr(project, "sidecar_path"):
+        return VersionStore(project.sidecar_path(MODELS_FOLDER))
     return VersionStore(Path(project.sidecar) / MODELS_FOLDER)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import time
@@ -30,6 +31,7 @@ from training.head import HeadSpec, PixelHead
 _ACTIVE = "active.json"
 _META = "meta.json"
 _WEIGHTS = "head.pt"
+_VERSION_ID = re.compile(r"v[0-9]{1,9}")
 
 
 @dataclass(frozen=True)
@@ -68,20 +70,34 @@ class VersionStore:
     def _version_dirs(self) -> list[Path]:
         if not self.folder.is_dir():
             return []
-        found = [p for p in self.folder.iterdir() if p.is_dir() and p.name.startswith("v")]
-        return sorted(p for p in found if p.name[1:].isdigit() and (p / _META).exists())
+        found = [p for p in self.folder.iterdir() if p.is_dir() and not p.is_symlink()]
+        return sorted(p for p in found if _VERSION_ID.fullmatch(p.name) and (p / _META).exists())
+
+    def _version_path(self, version_id: str) -> Path:
+        """``folder/version_id`` for a well-formed id (``v`` and digits) that is a real folder,
+        never a symlink, so ``active.json`` or a caller cannot name a folder outside."""
+        path = self.folder / str(version_id)
+        if not _VERSION_ID.fullmatch(str(version_id)) or path.is_symlink():
+            raise ModelVersionError(
+                f"{version_id!r} is not a model version of this project (versions are folders "
+                f"named v0001, v0002, ... inside {self.folder}); choose one from the list."
+            )
+        return path
 
     def active_id(self) -> str | None:
-        """Id of the active version, or None (pure zero-shot)."""
+        """Id of the active version, or None (pure zero-shot, also when ``active.json`` names
+        something that is not a version folder here)."""
         path = self.folder / _ACTIVE
-        if not path.exists():
+        if not path.exists() or path.is_symlink():
             return None
         active = json.loads(path.read_text(encoding="utf-8")).get("active")
-        return active if active and (self.folder / active / _META).exists() else None
+        if not isinstance(active, str) or not _VERSION_ID.fullmatch(active):
+            return None
+        return active if (self._version_path(active) / _META).exists() else None
 
     def set_active(self, version_id: str | None) -> None:
         """Make ``version_id`` the active version (None: back to pure zero-shot)."""
-        if version_id is not None and not (self.folder / version_id / _META).exists():
+        if version_id is not None and not (self._version_path(version_id) / _META).exists():
             raise ModelVersionError(f"There is no model version {version_id!r} to activate.")
         self.folder.mkdir(parents=True, exist_ok=True)
         _write_json_atomic(self.folder / _ACTIVE, {"active": version_id})
@@ -92,7 +108,7 @@ class VersionStore:
         return [self._read_meta(p, active) for p in self._version_dirs()]
 
     def get(self, version_id: str) -> ModelVersion:
-        path = self.folder / version_id
+        path = self._version_path(version_id)
         if not (path / _META).exists():
             raise ModelVersionError(f"There is no model version {version_id!r}.")
         return self._read_meta(path, self.active_id())
@@ -153,7 +169,7 @@ class VersionStore:
 
     def load_head(self, version_id: str) -> PixelHead:
         """The head of ``version_id`` in eval mode on the CPU."""
-        path = self.folder / version_id
+        path = self._version_path(version_id)
         try:
             meta = json.loads((path / _META).read_text(encoding="utf-8"))
             head = PixelHead(HeadSpec.from_json(meta["spec"]))

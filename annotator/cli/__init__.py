@@ -84,4 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_app(argv)
     args = build_parser().parse_args(argv)
-    return int(args.run(args) or 0)
+    from annotator.errors import AnnotatorError
+
+    try:
+        return int(args.run(args) or 0)
+    except AnnotatorError as error:  # what a user caused: the message, never a traceback
+        print(f"annotator {args.command}: {error}", file=sys.stderr)
+        return 1

@@ -60,12 +60,12 @@ def drain(job: Any, label: str) -> Any:
 def _open_for_reading(args: argparse.Namespace) -> Any:
     """Open for writing (which first catches up with files renamed on disk); if the app has the
     project open, read it as last saved instead."""
-    from annotator.errors import ProjectLockedError
+    from annotator.errors import ProjectLockedError, ProjectReadOnlyError
     from annotator.project import Project
 
     try:
         return Project.open(args.folder, sidecar=args.sidecar)
-    except ProjectLockedError as error:
+    except (ProjectLockedError, ProjectReadOnlyError) as error:
         print(f"note: {error} Reading it as last saved.", file=sys.stderr)
         return Project.open(args.folder, sidecar=args.sidecar, read_only=True)
 

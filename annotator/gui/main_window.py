@@ -280,7 +280,8 @@ class MainWindow(QMainWindow):
         if current is not None and Path(folder).resolve() == current.root:
             return
         self.statusBar().showMessage(f"Opening {folder}…")
-        worker = create_worker(Project.open, folder, _start_thread=False)
+        # _project_failed shows the error; without _ignore_errors superqt also re-raises it
+        worker = create_worker(Project.open, folder, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self._project_opened)
         worker.errored.connect(self._project_failed)
         self._opening = worker  # keep a reference until it finishes

@@ -3,6 +3,7 @@
 See ``docs/interfaces.md`` ("Project store") for the contract the GUI, formats and training use.
 """
 
+from annotator.project._scan import EXPORT_MARKER
 from annotator.project.records import (
     STATUSES,
     UNLABELED_U8,
@@ -14,6 +15,7 @@ from annotator.project.records import (
 from annotator.project.store import Project
 
 __all__ = [
+    "EXPORT_MARKER",
     "STATUSES",
     "UNLABELED_U8",
     "UNLABELED_U16",

@@ -2,6 +2,8 @@
 
 A process killed at any instant leaves either the old file or the new one at ``path``, never a
 partial file. Leftover temp files (``.NAME.*.tmp``) are swept by :func:`remove_temp_files`.
+Files get the permissions of any file the user creates (``0666`` less the umask, e.g. ``0644``),
+not the ``0600`` of a temp file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,25 @@ import tempfile
 from pathlib import Path
 
 TEMP_SUFFIX = ".tmp"
+
+
+def _read_umask() -> int:
+    """The process umask, without changing it where Linux can tell it (``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting, then put back at once
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Permission bits of a new ordinary file under the current umask (``0o644`` for ``022``)."""
+    return 0o666 & ~_read_umask()
 
 
 def fsync_dir(folder: Path) -> None:
@@ -33,6 +54,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
+        with contextlib.suppress(OSError, AttributeError):  # no fchmod on Windows
+            os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -50,7 +73,7 @@ def move_atomic(source: Path, target: Path) -> None:
 
     Idempotent on purpose: reconciliation may repeat a move that a killed process already did.
     """
-    if not source.exists():
+    if not os.path.lexists(source):
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(source, target)
@@ -60,12 +83,15 @@ def move_atomic(source: Path, target: Path) -> None:
 
 
 def remove_temp_files(folder: Path) -> int:
-    """Delete temp files left by killed writers under ``folder``; return how many."""
+    """Delete temp files left by killed writers under ``folder`` (never following a symlinked
+    folder, and nothing at all when ``folder`` itself is a link); return how many."""
     removed = 0
-    if not folder.exists():
+    if folder.is_symlink() or not folder.is_dir():
         return 0
-    for temp in folder.rglob(f".*{TEMP_SUFFIX}"):
-        with contextlib.suppress(OSError):
-            temp.unlink()
-            removed += 1
+    for parent, _dirs, names in os.walk(folder, followlinks=False):
+        for name in names:
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(parent, name))
+                    removed += 1
     return removed

@@ -7,10 +7,18 @@ hashed image may be that image renamed or moved; if the hashes match, its labels
 Unchanged files (same size and mtime) are never read; a changed file is hashed and its header
 read again (never its pixels). Unmatched vanished images are kept as *missing* with their
 labels, and come back if the file reappears.
+
+Labels follow the picture, not the path: a file whose size or mtime changed is hashed again, and
+when its content differs from what was labelled, the labels of that path follow the old content
+to wherever it went (renumbered frames, swapped names) or, if it is gone, are set aside for the
+user (``replaced``) instead of being shown on another picture. Folders holding an export (a file
+named :data:`EXPORT_MARKER`) are skipped, so an export written inside the project never becomes
+project images.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +30,8 @@ from annotator.errors import ImageReadError
 from annotator.imageio import IMAGE_SUFFIXES, read_image_size
 
 _CHUNK = 1 << 20
+#: A file of this name marks a folder written by an export (annotator.formats writes it).
+EXPORT_MARKER = ".annotator-export"
 
 
 class DiskFile(NamedTuple):
@@ -59,6 +69,8 @@ def walk_images(root: Path, skip: frozenset[Path]) -> dict[str, DiskFile]:
             entries = list(os.scandir(folder))
         except OSError:
             continue
+        if prefix and any(entry.name == EXPORT_MARKER for entry in entries):
+            continue  # an export's output folder, not project images
         for entry in entries:
             name = entry.name
             if name.startswith("."):
@@ -142,18 +154,37 @@ class ReconcilePlan:
     """What to change in the database (and which label files to move) after a walk."""
 
     unchanged_back: list[str]  # stored missing, now present with the same size and mtime
-    changed: list[FileFacts]  # same path, new size/mtime (read only if it had a hash)
+    changed: list[FileFacts]  # same path, new size/mtime, same picture (or never labelled)
     renames: list[tuple[str, FileFacts]]  # (old relpath, new file with the same hash)
-    added: list[FileFacts]  # new paths (read only where they were rename candidates)
+    added: list[FileFacts]  # paths that get a new row (read only where they were candidates)
     vanished: list[str]
+    #: rows whose path now holds another picture (theirs is not found): their row goes, their
+    #: maps are set aside; the path gets a new row or a renamed one
+    replaced: list[str]
+
+
+def _split_rehashed(
+    by_path: dict[str, StoredImage], facts: list[FileFacts]
+) -> tuple[list[FileFacts], list[StoredImage], list[FileFacts]]:
+    """(same picture, rows whose picture left the path, the new content at those paths)."""
+    same, displaced_rows, displaced_facts = [], [], []
+    for fact in facts:
+        row = by_path[fact.relpath]
+        if not fact.content_hash or fact.content_hash == row.content_hash:
+            same.append(fact)  # unreadable now: keep its work where it is
+        else:
+            displaced_rows.append(row)
+            displaced_facts.append(fact)
+    return same, displaced_rows, displaced_facts
 
 
 def plan_reconcile(
     root: Path, stored: list[StoredImage], disk: dict[str, DiskFile]
 ) -> ReconcilePlan:
     """Compare the stored rows with the walk. Read only the files whose facts decide something:
-    changed files that had a hash (their work must stay recognisable) and rename candidates, new
-    files as large as a vanished image that has a hash (other sizes cannot hold its content)."""
+    changed files that had a hash (their work must stay on their picture) and rename candidates,
+    new or changed files as large as a gone picture that has a hash (other sizes cannot hold its
+    content)."""
     by_path = {row.relpath: row for row in stored}
     back, modified, fresh = [], [], []
     for relpath, file in disk.items():
@@ -164,18 +195,51 @@ def plan_reconcile(
             modified.append(file)
         elif row.missing:
             back.append(relpath)
-    gone = [row for row in stored if row.relpath not in disk]
+    hashed = [file for file in modified if by_path[file.relpath].content_hash]
+    same, displaced, displaced_facts = _split_rehashed(by_path, read_all_facts(root, hashed))
+    gone = [row for row in stored if row.relpath not in disk] + displaced
     gone_sizes = {row.size for row in gone if row.content_hash}
-    rehash = [file for file in modified if by_path[file.relpath].content_hash]
-    candidates = [file for file in fresh if file.size in gone_sizes]
-    facts = read_all_facts(root, rehash + candidates)
-    renames, added = _match_renames(gone, facts[len(rehash) :])
-    added.extend(_unread(file) for file in fresh if file.size not in gone_sizes)
-    changed = facts[: len(rehash)]
-    changed.extend(_unread(file) for file in modified if not by_path[file.relpath].content_hash)
+    unhashed = [file for file in modified if not by_path[file.relpath].content_hash]
+    candidates = [file for file in fresh + unhashed if file.size in gone_sizes]
+    facts = read_all_facts(root, candidates)
+    renames, unmatched = _match_renames(gone, facts + displaced_facts)
+    return _assemble(by_path, disk, back, same, renames, unmatched, fresh + unhashed, gone)
+
+
+def _assemble(
+    by_path: dict[str, StoredImage],
+    disk: dict[str, DiskFile],
+    back: list[str],
+    same: list[FileFacts],
+    renames: list[tuple[str, FileFacts]],
+    unmatched: list[FileFacts],
+    unread_pool: list[DiskFile],
+    gone: list[StoredImage],
+) -> ReconcilePlan:
     renamed = {old for old, _ in renames}
-    vanished = [row.relpath for row in gone if not row.missing and row.relpath not in renamed]
-    return ReconcilePlan(back, changed, renames, added, vanished)
+    targets = {fact.relpath for _, fact in renames}
+    read = {fact.relpath: fact for fact in unmatched}
+    read.update((fact.relpath, fact) for _, fact in renames)
+    # a path keeps its row unless another row's picture moves in or its picture left it
+    replaced = sorted(
+        path for path in {row.relpath for row in gone if row.relpath in disk} | targets
+        if path in by_path and path not in renamed
+    )  # fmt: skip
+    changed, added = list(same), []
+    for file in unread_pool:
+        if file.relpath in targets:
+            continue
+        fact = read.get(file.relpath) or _unread(file)
+        in_place = file.relpath in by_path and file.relpath not in replaced
+        (changed if in_place else added).append(fact)
+    added.extend(
+        fact for fact in unmatched
+        if fact.relpath not in targets and fact.relpath in by_path
+        and (fact.relpath in replaced or fact.relpath in renamed)
+    )  # fmt: skip
+    vanished = [row.relpath for row in gone if row.relpath not in disk and not row.missing]
+    vanished = [path for path in vanished if path not in renamed]
+    return ReconcilePlan(back, changed, renames, added, vanished, replaced)
 
 
 def _unread(file: DiskFile) -> FileFacts:
@@ -198,3 +262,30 @@ def _match_renames(
         else:
             added.append(fact)
     return renames, added
+
+
+def list_maps(folder: Path) -> dict[str, int]:
+    """``relpath -> mtime_ns`` of the stored maps under ``folder`` (``<relpath>.png`` files),
+    hidden files left out, links to folders never followed (a linked file is listed: reading it
+    refuses the link, and it is set aside)."""
+    found: dict[str, int] = {}
+    if folder.is_symlink() or not folder.is_dir():
+        return found
+    stack = [(os.fspath(folder), "")]
+    while stack:
+        current, prefix = stack.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append((entry.path, f"{prefix}{entry.name}/"))
+            elif entry.name.endswith(".png"):
+                with contextlib.suppress(OSError):
+                    found[f"{prefix}{entry.name[:-4]}"] = entry.stat(
+                        follow_symlinks=False
+                    ).st_mtime_ns
+    return found

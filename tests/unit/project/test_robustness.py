@@ -16,7 +16,7 @@ import pytest
 
 from annotator.errors import JobCancelled, ProjectError, ProjectLockedError
 from annotator.progress import run_job
-from annotator.project import UNLABELED_U8, Project, _scan, store
+from annotator.project import UNLABELED_U8, Project, _db, _scan, store
 
 _CHILD = textwrap.dedent(
     """
@@ -224,17 +224,16 @@ def test_changed_files_are_read_only_if_they_carry_work(
 ) -> None:
     with Project.open(folder) as project:
         project.set_status("a.png", "reviewed")
-    make_image(folder / "a.png", width=40, seed=5)  # edited in another program
+    make_image(folder / "a.png", width=40, seed=5)  # another picture saved over it
     make_image(folder / "b.jpg", width=40, seed=6)
     expected = _scan.hash_file(folder / "a.png")
     hashed, _ = _record_reads(monkeypatch)
     with Project.open(folder) as project:
         assert project.get_image("b.jpg").size == (40, 24)
-        assert project.get_image("a.png").content_hash == expected
+        record = project.get_image("a.png")
     assert hashed == ["a.png"]
-    os.rename(folder / "a.png", folder / "moved.png")
-    with Project.open(folder) as project:
-        assert project.get_image("moved.png").status == "reviewed"
+    # the review was of the old picture: the new one starts over (see test_follow_picture.py)
+    assert (record.content_hash, record.status) == (expected, "new")
 
 
 @pytest.mark.parametrize("action", ["labels", "proposal", "status"])
@@ -319,7 +318,7 @@ def test_a_schema_1_project_is_migrated_with_its_sizes(folder: Path, lazy: None)
         assert project.list_images()[1].known_size is None  # b.jpg: new, not read yet
         assert project.list_images()[1].size == (32, 24)
         version = project._query("SELECT value FROM meta WHERE key = 'schema_version'")[0][0]
-    assert version == "2"
+    assert version == str(_db.SCHEMA_VERSION)
 
 
 _SCHEMA_1_IMAGES = """
