@@ -12,7 +12,7 @@ import torch
 from annotator.engine.backbone import Backbone, ClipDenseEncoder, ClipTextEncoder
 from annotator.engine.config import EngineConfig
 from annotator.engine.text_store import TextStore
-from annotator.engine.trust import UntrustedWeightsError, is_torchscript_archive
+from annotator.engine.trust import NON_WEIGHT_KEYS, UntrustedWeightsError, is_torchscript_archive
 from annotator.engine.weights import (
     ProgressCallback,
     ResolvedWeights,
@@ -103,7 +103,7 @@ def _load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # jit.load is deprecated, still the reader
         state = torch.jit.load(io.BytesIO(data), map_location="cpu").state_dict()
-    for key in ("input_resolution", "context_length", "vocab_size", "attn_mask"):
+    for key in (*NON_WEIGHT_KEYS, "attn_mask"):
         state.pop(key, None)
     resize_pos_embed(state, model)
     model.load_state_dict(state, strict=True)

@@ -118,8 +118,10 @@ def preset_settings(name: str) -> dict[str, Any]:
 
 def config_from_preset(name: str | None = None, **overrides: Any) -> EngineConfig:
     """An :class:`EngineConfig` with preset ``name`` (default :data:`DEFAULT_PRESET`) and then
-    every non-``None`` value of ``overrides`` on top."""
+    every non-``None`` value of ``overrides`` on top (``pretrained="none"``: random weights)."""
     settings = preset_settings(name or DEFAULT_PRESET)
+    if overrides.get("window") is not None and overrides.get("stride") is None:
+        settings["stride"] = None  # a window given alone slides by half of itself
     settings.update({key: value for key, value in overrides.items() if value is not None})
     return EngineConfig(preset=(name or DEFAULT_PRESET).strip().lower(), **settings)
 

@@ -57,9 +57,13 @@ def _local_std(image: Tensor, dilations: tuple[int, ...]) -> Tensor:
 
 
 def pamr_affinity(image: Tensor, dilations: tuple[int, ...] = PAMR_DILATIONS) -> Tensor:
-    """Neighbour weights ``[len(dilations) * 8, H, W]`` (softmax over neighbours) for ``image``
-    ``[K, H, W]`` float (any per-channel affine colour scale gives the same weights)."""
-    image = image.float()
+    """Neighbour weights ``[len(dilations) * 8, H, W]`` float32 (softmax over neighbours) for
+    ``image`` ``[K, H, W]`` (any per-channel affine colour scale gives the same weights).
+
+    Computed in float64 (once per image): where the local spread is small the scores reach
+    hundreds, and float32 would put ~1e-5 relative error into every refined logit.
+    """
+    image = image.float() if image.device.type == "mps" else image.double()
     size = (image.shape[-2], image.shape[-1])
     scale = 1e-8 + 0.1 * _local_std(image, dilations)
     scores = []
@@ -68,7 +72,7 @@ def pamr_affinity(image: Tensor, dilations: tuple[int, ...] = PAMR_DILATIONS) ->
         for dy, dx in _OFFSETS:
             difference = (_shifted(padded, d, dy, dx, size) - image).abs()
             scores.append((-difference / scale).mean(dim=0))
-    return torch.softmax(torch.stack(scores), dim=0)
+    return torch.softmax(torch.stack(scores), dim=0).float()
 
 
 def propagate(values: Tensor, affinity: Tensor, steps: int, dilations: tuple[int, ...]) -> Tensor:

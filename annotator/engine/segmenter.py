@@ -328,7 +328,11 @@ class Segmenter:
     def _refine(self, state: _ImageState, scaled: Tensor, size: tuple[int, int]) -> Tensor:
         """``scaled`` ``[Q, h, w]`` upsampled to ``size`` and refined along the working image
         (upsampled the same way, as the references do)."""
-        image = torch.from_numpy(state.image).to(scaled.device).permute(2, 0, 1).float() / 255.0
+        # float64: PAMR's affinity divides colour differences by small local spreads, where
+        # float32 rounding of the upsampled image shows in the refined logits (~2e-4).
+        pixels = torch.from_numpy(np.require(state.image, requirements=["C", "W"]))
+        exact = torch.float32 if scaled.device.type == "mps" else torch.float64  # mps: no float64
+        image = pixels.to(scaled.device).permute(2, 0, 1).to(exact) / 255.0
         if self.config.refine.strip().lower() != "pamr":
             return refined_logits(scaled, image, size, self._refiner)
         affinity = state.affinity.get(size)

@@ -84,11 +84,10 @@ def refusal(path: Path, model: str) -> UntrustedWeightsError:
         f"Refusing to load {path}: it is a TorchScript archive, and loading one runs the code it "
         "contains. Its SHA-256 matches none of the published OpenAI CLIP files, so it may have "
         "been modified.\n"
-        "To use it anyway, convert it once, on a machine and in a session you trust, to a plain "
-        "weights file and pass that file instead:\n"
-        f"  python -c \"import torch, safetensors.torch as s; m = torch.jit.load('{path}', "
-        "map_location='cpu'); s.save_file({k: v.contiguous() for k, v in "
-        f"m.state_dict().items()}}, '{path.with_suffix('.safetensors')}')\"\n"
+        "If you trust where it comes from, convert it once to a plain weights file (this runs "
+        "its code one time) and pass that file instead:\n"
+        f"  annotator models convert --trust {path} {path.with_suffix('.safetensors')}\n"
+        f"  ... --pretrained {path.with_suffix('.safetensors')} --quick-gelu  (OpenAI weights)\n"
         f"or download the published weights with 'annotator models download {model}'."
     )
 
@@ -108,3 +107,28 @@ def file_identity(path: Path) -> str:
     """A cheap identity of a weights file for cache keys: absolute path, size and mtime."""
     stat = path.stat()
     return f"file:{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+#: Entries of OpenAI's archives that are settings, not weights.
+NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size")
+
+
+def convert_archive(archive: Path, output: Path) -> None:
+    """Write the weights of the TorchScript ``archive`` to ``output`` (safetensors). Loading the
+    archive runs its code: call this only for a file the user said they trust."""
+    import warnings
+
+    import torch
+    from safetensors.torch import save_file
+
+    if not is_torchscript_archive(archive):
+        raise WeightsUnavailableError(
+            f"{archive} is not a TorchScript archive; it needs no conversion"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        state = torch.jit.load(str(archive), map_location="cpu").state_dict()
+    tensors = {k: v.contiguous() for k, v in state.items() if k not in NON_WEIGHT_KEYS}
+    temporary = output.with_name(output.name + ".part")
+    save_file(tensors, str(temporary), metadata={"converted_from": archive.name})
+    os.replace(temporary, output)
