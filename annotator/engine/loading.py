@@ -103,7 +103,7 @@ def _load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # jit.load is deprecated, still the reader
         state = torch.jit.load(io.BytesIO(data), map_location="cpu").state_dict()
-    for key in (*NON_WEIGHT_KEYS, "attn_mask"):
+    for key in NON_WEIGHT_KEYS:
         state.pop(key, None)
     resize_pos_embed(state, model)
     model.load_state_dict(state, strict=True)

@@ -109,8 +109,8 @@ def file_identity(path: Path) -> str:
     return f"file:{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-#: Entries of OpenAI's archives that are settings, not weights.
-NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size")
+#: Entries of OpenAI's archives (and scripted open_clip models) that are settings, not weights.
+NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
 
 
 def convert_archive(archive: Path, output: Path) -> None:
