@@ -3,7 +3,8 @@
 OpenAI's CLIP weights were trained with QuickGELU; running them with GELU silently costs mIoU.
 For a local file the decision is, in order: the user's explicit choice; an
 ``open_clip_config.json`` beside the file (Hugging Face open_clip repos ship one; its
-``model_cfg.quick_gelu`` decides); a published file recognised by checksum; a ``-quickgelu``
+``model_cfg.quick_gelu`` decides); ``quick_gelu`` in a safetensors file's metadata; a published
+file recognised by checksum; a ``-quickgelu``
 model name; else GELU. A file whose name or metadata says OpenAI but gets GELU is warned about.
 """
 
@@ -47,22 +48,30 @@ def sidecar_quick_gelu(path: Path) -> bool | None:
     return bool(model_cfg.get("quick_gelu", False))
 
 
-def _safetensors_metadata(path: Path) -> str:
-    """The ``__metadata__`` of a safetensors header as text ('' when not safetensors)."""
+def safetensors_metadata(path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors header (empty when not safetensors)."""
     try:
         with open(path, "rb") as handle:
             (length,) = struct.unpack("<Q", handle.read(8))
             if length > 1 << 24:
-                return ""
+                return {}
             header = json.loads(handle.read(length))
     except (OSError, ValueError, struct.error):
-        return ""
-    return json.dumps(header.get("__metadata__", {})) if isinstance(header, dict) else ""
+        return {}
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def metadata_quick_gelu(path: Path) -> bool | None:
+    """``quick_gelu`` recorded in a safetensors file's metadata (``annotator models convert``
+    writes it), or ``None``."""
+    value = str(safetensors_metadata(path).get("quick_gelu", "")).strip().lower()
+    return {"true": True, "false": False}.get(value)
 
 
 def says_openai(path: Path) -> bool:
     """Whether the file's name, folder or safetensors metadata mentions OpenAI."""
-    text = f"{path.parent.name}/{path.name} {_safetensors_metadata(path)}".lower()
+    text = f"{path.parent.name}/{path.name} {json.dumps(safetensors_metadata(path))}".lower()
     return "openai" in text
 
 
@@ -75,6 +84,9 @@ def decide_activation(
     sidecar = sidecar_quick_gelu(path)
     if sidecar is not None:
         return _checked(Activation(sidecar, f"model_cfg.quick_gelu in {CONFIG_NAME}"), path)
+    recorded = metadata_quick_gelu(path)
+    if recorded is not None:
+        return _checked(Activation(recorded, "quick_gelu in the file's metadata"), path)
     if published is not None:
         reason = f"published weights {published.model}:{published.tag} (checksum)"
         return Activation(published.quick_gelu, reason)

@@ -87,7 +87,6 @@ def refusal(path: Path, model: str) -> UntrustedWeightsError:
         "If you trust where it comes from, convert it once to a plain weights file (this runs "
         "its code one time) and pass that file instead:\n"
         f"  annotator models convert --trust {path} {path.with_suffix('.safetensors')}\n"
-        f"  ... --pretrained {path.with_suffix('.safetensors')} --quick-gelu  (OpenAI weights)\n"
         f"or download the published weights with 'annotator models download {model}'."
     )
 
@@ -130,5 +129,7 @@ def convert_archive(archive: Path, output: Path) -> None:
         state = torch.jit.load(str(archive), map_location="cpu").state_dict()
     tensors = {k: v.contiguous() for k, v in state.items() if k not in NON_WEIGHT_KEYS}
     temporary = output.with_name(output.name + ".part")
-    save_file(tensors, str(temporary), metadata={"converted_from": archive.name})
+    # TorchScript CLIP archives are OpenAI's releases, trained with QuickGELU: say so in the file.
+    metadata = {"converted_from": archive.name, "quick_gelu": "true"}
+    save_file(tensors, str(temporary), metadata=metadata)
     os.replace(temporary, output)

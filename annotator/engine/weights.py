@@ -21,7 +21,7 @@ from pathlib import Path
 
 from annotator.engine.activation import Activation, decide_activation
 from annotator.engine.config import EngineConfigError
-from annotator.engine.trust import check_loadable, file_identity, is_torchscript_archive
+from annotator.engine.trust import check_loadable, file_identity
 from annotator.errors import WeightsUnavailableError
 from annotator.progress import Progress
 
@@ -326,8 +326,6 @@ def resolve_weights(
                 model, pretrained, f"they are not in the cache and {why}", cache_dir
             )
         path = download_weights(source, cache_dir, progress)
-    if is_torchscript_archive(path):
-        check_loadable(path, model)  # a cached archive is loaded only with its published checksum
     qg = source.quick_gelu if quick_gelu is None else quick_gelu
     identity = f"tag:{model}:{pretrained}"
     return ResolvedWeights(path, pretrained, qg, source.mean, source.std, identity)

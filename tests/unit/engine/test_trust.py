@@ -119,9 +119,13 @@ def test_convert_then_load_as_safetensors(
     assert main(["models", "convert", str(archive), str(output)]) == 2
     assert "--trust" in capsys.readouterr().err and not output.exists()
     assert main(["models", "convert", "--trust", str(archive), str(output)]) == 0
+    resolved = resolve_weights(TINY_MODEL, str(output))
+    assert resolved.quick_gelu and "metadata" in resolved.activation.reason  # OpenAI archive
     plain = tmp_path / "plain.bin"
     torch.save(tiny_model.state_dict(), plain)
-    np.testing.assert_allclose(_features(str(output)), _features(str(plain)), atol=1e-5)
+    np.testing.assert_allclose(
+        _features(str(output)), _features(str(plain), quick_gelu=True), atol=1e-5
+    )
 
 
 def _safetensors(model: torch.nn.Module, path: Path) -> Path:
