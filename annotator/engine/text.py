@@ -82,6 +82,11 @@ class TextEmbeddings:
 
     def _embed_templates(self, names: list[str]) -> Tensor:
         """``[N, D]`` mean over templates of the normalised prompt embeddings of ``names``."""
+        batched = getattr(self.encoder, "encode_templates", None)
+        if batched is not None and len(self.templates) > 1:
+            rows = batched(self.templates, names)
+            if rows is not None:
+                return F.normalize(rows.float().cpu(), dim=-1).mean(1)
         per_template = getattr(self.encoder, "encode_template", None)
         if per_template is not None:
             rows = [per_template(template, names).float().cpu() for template in self.templates]
