@@ -33,18 +33,24 @@ def grid_logits(text: Tensor, features: Tensor, layout: Layout) -> Tensor:
 
 def window_logits(text: Tensor, windows: Windows, layout: Layout) -> Tensor:
     """Sliding windows: each window's ``[Q, gh, gw]`` logits upsampled to its pixels, summed on
-    the padded canvas and divided by the number of windows covering each pixel -> ``[Q, h, w]``."""
+    the padded canvas and divided by the number of windows covering each pixel -> ``[Q, h, w]``.
+
+    Windows of one size are scored and upsampled as one batch (fewer, larger operations)."""
     patch = layout.patch
     text = text.to(windows[0][2].device)
     total = text.new_zeros(text.shape[0], *layout.padded)
     count = text.new_zeros(1, *layout.padded)
-    for y, x, feat in windows:
-        grid = torch.einsum("qd,dhw->qhw", text, feat).unsqueeze(0)
-        height, width = feat.shape[1] * patch, feat.shape[2] * patch
-        total[:, y : y + height, x : x + width] += F.interpolate(
-            grid, size=(height, width), mode="bilinear", align_corners=False
-        )[0]
-        count[:, y : y + height, x : x + width] += 1
+    shapes: dict[tuple[int, ...], list[tuple[int, int, Tensor]]] = {}
+    for window in windows:
+        shapes.setdefault(tuple(window[2].shape), []).append(window)
+    for (_, grid_h, grid_w), group in shapes.items():
+        feats = torch.stack([feat for _, _, feat in group])
+        grids = torch.einsum("qd,ndhw->nqhw", text, feats)
+        height, width = grid_h * patch, grid_w * patch
+        pixels = F.interpolate(grids, size=(height, width), mode="bilinear", align_corners=False)
+        for (y, x, _), logits in zip(group, pixels, strict=True):
+            total[:, y : y + height, x : x + width] += logits
+            count[:, y : y + height, x : x + width] += 1
     return (total / count)[:, : layout.working[0], : layout.working[1]]
 
 
