@@ -1,12 +1,17 @@
 """Engine speed and memory, printed from one run (never part of the test run).
 
-    .venv/bin/python benchmarks/engine.py [--threads N] [--runs N]
+    .venv/bin/python benchmarks/engine.py [--threads N] [--runs N] [--presets]
 
 (a) float32 GEMM throughput of this machine (measured alternately with (c)); (b) FLOPs of one 512 x 512 proposal with ViT-B-16
 (random weights) and the default head, counted by torch.utils.flop_counter; (c) its warm median
 latency; (d) c / (b / a), how far from the GEMM bound (target <= 1.5 on CPU); (e) re-query
 latency with 5 new class names on a cached image (target <= 50 ms); (f) peak RSS (target
 <= 2.5 GB); (g) on a GPU, 512 x 512 fp16 latency (target <= 25 ms).
+
+``--presets``: one table row per published protocol (``annotator models presets``): FLOPs of a
+512 x 512 proposal, warm latency and its ratio to the GEMM bound (GEMM rate measured alternately
+with the latency, so both see the same load), re-query with 5 already-known names, one brand-new
+name through the 80 templates (in-memory text cache only, disk cache off), and peak RSS so far.
 """
 
 from __future__ import annotations
@@ -119,9 +124,16 @@ def requery_seconds(segmenter: Segmenter, runs: int) -> float:
     return median_seconds(ask, runs, lambda: None)
 
 
+#: (a)-(g) measure the whole image at 512 with one template and no refinement (as before the
+#: presets); ``--presets`` measures each published protocol.
+_WHOLE_IMAGE = {"window": 0, "refine": None, "templates": ("a photo of a {}.",)}
+
+
 def cpu_figures(runs: int) -> None:
     rng = np.random.default_rng(0)
-    config = EngineConfig(model="ViT-B-16", pretrained=None, device="cpu", short_side=SIZE)
+    config = EngineConfig(
+        model="ViT-B-16", pretrained=None, device="cpu", short_side=SIZE, **_WHOLE_IMAGE
+    )
     segmenter = create_segmenter(config)
     image = new_image(rng)
     count_cpu_attention()
@@ -144,13 +156,56 @@ def cpu_figures(runs: int) -> None:
     print(f"(e) re-query, 5 new class names:       {requery * 1e3:8.1f} ms   (target <= 50 ms)")
 
 
+def new_name_seconds(segmenter: Segmenter, runs: int) -> float:
+    """Median time to embed one never-seen name through every template of the preset."""
+    names = iter(f"{word} {index}" for index, word in enumerate(VOCABULARY))
+    return median_seconds(lambda: segmenter.encode_text([next(names)]), runs, lambda: None)
+
+
+def preset_row(name: str, runs: int, rng: np.random.Generator) -> str:
+    from annotator.engine.presets import config_from_preset
+
+    config = config_from_preset(name, model="ViT-B-16", pretrained="none", device="cpu")
+    config.text_cache = False  # a brand-new name must really be encoded
+    segmenter = create_segmenter(config)
+    flops, _ = count_flops(segmenter, new_image(rng))
+    propose_once(segmenter, new_image(rng))
+    gemm, latency = interleaved(lambda: propose_once(segmenter, new_image(rng)), runs)
+    requery = median_seconds(lambda: segmenter.predict(CLASSES), runs, lambda: None)
+    new_name = new_name_seconds(segmenter, runs)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    ratio = latency / (flops / gemm)
+    return (
+        f"{name:<13} {flops / 1e9:7.1f} {latency * 1e3:9.0f} {ratio:6.2f} "
+        f"{requery * 1e3:9.1f} {new_name * 1e3:9.1f} {len(config.templates):4d} {peak:6.2f}"
+    )
+
+
+def preset_table(runs: int) -> None:
+    from annotator.engine.presets import PRESETS
+
+    count_cpu_attention()
+    rng = np.random.default_rng(2)
+    print(f"per preset, ViT-B-16 random init on the CPU, {SIZE}x{SIZE} images, {runs} runs each")
+    print("preset         GFLOP  warm ms  ratio  known-5 ms  1 new ms  tpl  RSS GB")
+    for name in PRESETS:
+        print(preset_row(name, runs, rng), flush=True)
+    print("ratio = warm latency / (FLOPs / GEMM rate), target <= 1.5; known-5 target <= 20 ms;")
+    print("1 new name (all templates) target <= 250 ms; RSS is the process peak so far")
+
+
 def gpu_figure(runs: int) -> None:
     if not torch.cuda.is_available():
         print("(g) GPU 512x512 fp16 latency:          skipped (no CUDA GPU on this machine)")
         return
     rng = np.random.default_rng(1)
     config = EngineConfig(
-        model="ViT-B-16", pretrained=None, device="cuda", precision="fp16", short_side=SIZE
+        model="ViT-B-16",
+        pretrained=None,
+        device="cuda",
+        precision="fp16",
+        short_side=SIZE,
+        **_WHOLE_IMAGE,
     )
     segmenter = create_segmenter(config)
     for _ in range(5):
@@ -171,6 +226,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--runs", type=int, default=7, help="timed repetitions (at most 15)")
     parser.add_argument("--skip-cpu", action="store_true", help="only the GPU figure")
+    parser.add_argument("--presets", action="store_true", help="only the table per preset")
     args = parser.parse_args()
     args.runs = max(1, min(args.runs, len(VOCABULARY) // 5 - 1))
     if args.threads:
@@ -179,6 +235,10 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start"
     )
+    if args.presets:
+        preset_table(args.runs)
+        print(f"load average {os.getloadavg()[0]:.1f} at the end (other processes share the CPU)")
+        return
     if not args.skip_cpu:
         cpu_figures(args.runs)
     gpu_figure(args.runs)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from annotator.cli._preset_flags import add_preset_arguments, preset_config
 from annotator.engine.config import (
-    DEFAULT_HEAD,
     DEFAULT_MODEL,
     DEFAULT_PRETRAINED,
     EngineConfig,
-    templates_named,
 )
 
 _HEADS = "naclip, sclip, clearclip, maskclip"
@@ -30,21 +29,21 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"weights: an open_clip tag (default {DEFAULT_PRETRAINED}), a local "
         ".safetensors/.bin/.pt file, or 'none' for random weights",
     )
-    group.add_argument("--head", default=DEFAULT_HEAD, help=f"dense head: {_HEADS}")
+    group.add_argument("--head", default=None, help=f"dense head: {_HEADS} (default: the preset's)")
     group.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
     group.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16")
     group.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     group.add_argument(
         "--short-side",
         type=int,
-        default=448,
-        help="working resolution: short side in pixels (default 448)",
+        default=None,
+        help="working resolution: short side in pixels (default: the preset's)",
     )
     group.add_argument(
         "--window",
         type=int,
-        default=0,
-        help="sliding-window size in pixels (default 0: whole image)",
+        default=None,
+        help="sliding-window size in pixels, 0 = whole image (default: the preset's)",
     )
     group.add_argument("--stride", type=int, default=None, help="sliding-window stride")
     group.add_argument(
@@ -56,14 +55,18 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--templates",
-        default="single",
+        default=None,
         choices=["single", "ensemble", "imagenet"],
-        help="prompt templates averaged per class: one (fastest, default), 5, or 80",
+        help="prompt templates averaged per class: 1, 5, or 80 (default: the preset's)",
     )
     group.add_argument(
-        "--refine", choices=["pamr"], default=None, help="edge-aware refinement of the masks"
+        "--refine",
+        choices=["pamr", "none"],
+        default=None,
+        help="edge-aware refinement of the masks (default: the preset's)",
     )
     _add_proposer_arguments(group)
+    add_preset_arguments(group)
     group.add_argument(
         "--no-download",
         action="store_true",
@@ -99,8 +102,10 @@ def _add_proposer_arguments(group: argparse._ArgumentGroup) -> None:
 
 
 def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
-    """The :class:`EngineConfig` the flags of :func:`add_engine_arguments` describe."""
-    return EngineConfig(
+    """The :class:`EngineConfig` the flags of :func:`add_engine_arguments` describe: the preset,
+    then every flag that was given."""
+    return preset_config(
+        args,
         model=args.model,
         pretrained=args.pretrained,
         head=args.head,
@@ -112,7 +117,6 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
         stride=args.stride,
         background_threshold=args.background_threshold,
         refine=args.refine,
-        templates=templates_named(args.templates),
         download=not args.no_download,
         proposer=getattr(args, "proposer", "dense"),
         segments=getattr(args, "segments", 16),

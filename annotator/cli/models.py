@@ -31,8 +31,29 @@ def register(parser: argparse.ArgumentParser) -> None:
         help=f"default {DEFAULT_MODEL}:{DEFAULT_PRETRAINED}",
     )
     download.set_defaults(run=run_download)
-    info = actions.add_parser("info", help="cache location, sizes and what is present")
-    info.set_defaults(run=run_info)
+    info = actions.add_parser(
+        "info", help="cache location, sizes and what is present; with --pretrained FILE, "
+        "whether that file loads and with which activation"
+    )  # fmt: skip
+    info.add_argument("--pretrained", metavar="FILE", help="a local weights file to inspect")
+    info.add_argument("--model", default=DEFAULT_MODEL, help=f"its model (default {DEFAULT_MODEL})")
+    gelu = info.add_mutually_exclusive_group()
+    gelu.add_argument("--quick-gelu", dest="quick_gelu", action="store_const", const=True)
+    gelu.add_argument("--no-quick-gelu", dest="quick_gelu", action="store_const", const=False)
+    info.set_defaults(run=run_info, quick_gelu=None)
+    presets = actions.add_parser("presets", help="the published inference protocols (--preset)")
+    presets.set_defaults(run=run_presets)
+    convert = actions.add_parser(
+        "convert",
+        help="convert a TorchScript .pt archive you trust into a .safetensors file (runs the "
+        "archive's code: only for files from a source you trust)",
+    )
+    convert.add_argument("archive", help="the TorchScript .pt file")
+    convert.add_argument("output", nargs="?", help="default: the archive's name as .safetensors")
+    convert.add_argument(
+        "--trust", action="store_true", help="required: confirms you trust the archive's origin"
+    )
+    convert.set_defaults(run=run_convert)
 
 
 def split_name(text: str) -> tuple[str, str | None]:
@@ -124,8 +145,73 @@ def _offline_line(switched_off: bool) -> str:
     return f"yes ({problem}; downloads will fail)" if problem else "no"
 
 
+def run_presets(args: argparse.Namespace) -> int:
+    from annotator.engine.config import DEFAULT_PRESET
+    from annotator.engine.presets import describe, list_presets
+
+    for preset in list_presets():
+        default = "  (default)" if preset.name == DEFAULT_PRESET else ""
+        print(f"{preset.name}{default}: {preset.summary}")
+        print(f"    published (ViT-B/16, OpenAI weights): {preset.published}")
+        print(f"    sets: {describe(preset)}")
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from annotator.engine.trust import convert_archive
+    from annotator.errors import AnnotatorError
+
+    if not args.trust:
+        print(
+            "annotator models convert: converting loads the archive, which runs the code it "
+            "contains. Pass --trust if the file comes from a source you trust.",
+            file=sys.stderr,
+        )
+        return 2
+    archive = Path(args.archive)
+    output = Path(args.output) if args.output else archive.with_suffix(".safetensors")
+    try:
+        convert_archive(archive, output)
+    except AnnotatorError as error:
+        print(f"annotator models convert: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {output}; use it with --pretrained {output}")
+    return 0
+
+
+def run_file_info(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from annotator.engine.activation import decide_activation
+    from annotator.engine.trust import UntrustedWeightsError, check_loadable, is_torchscript_archive
+
+    path = Path(args.pretrained).expanduser()
+    if not path.is_file():
+        print(f"annotator models: {path} does not exist", file=sys.stderr)
+        return 1
+    kind = "TorchScript archive" if is_torchscript_archive(path) else "weights file (data only)"
+    print(f"file: {path}  {_size(path.stat().st_size)}  {kind}")
+    try:
+        published = check_loadable(path, args.model)
+    except UntrustedWeightsError as error:
+        print(f"loads: no\n{error}")
+        return 1
+    if published is not None:
+        print(f"published: {published.model}:{published.tag} (SHA-256 matches)")
+    activation = decide_activation(args.model, path, args.quick_gelu, published)
+    print(f"activation: {activation.name} ({activation.reason})")
+    if activation.warning:
+        print(f"warning: {activation.warning}")
+    return 0
+
+
 def run_info(args: argparse.Namespace) -> int:
     from annotator.engine import weights
+
+    if getattr(args, "pretrained", None):
+        return run_file_info(args)
 
     root = weights.weights_dir()
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []

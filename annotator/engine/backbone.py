@@ -138,6 +138,14 @@ class ClipTextEncoder:
     def to(self, device: torch.device) -> None:
         self.model.to(device)
         self._prefixes.clear()
+        self.__dict__.pop("_batched_prefixes", None)
+
+    def encode_templates(self, templates: Sequence[str], names: Sequence[str]) -> Tensor | None:
+        """``[N, T, D]`` embeddings of every template with every name in one batched pass, or
+        ``None`` when they cannot be batched (:mod:`annotator.engine.text_batch`)."""
+        from annotator.engine.text_batch import encode_templates
+
+        return encode_templates(self, templates, names)
 
     def _tokens(self, texts: Sequence[str]) -> Tensor:
         return self.tokenizer(list(texts)).to(next(self.model.parameters()).device)

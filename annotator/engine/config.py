@@ -27,9 +27,8 @@ TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     "ensemble": ENSEMBLE_TEMPLATES,
 }
 
-#: One template by default: re-asking an image with 5 new names then costs ~5 short text passes
-#: (tens of ms on a CPU) instead of 25 (hundreds of ms), which keeps re-typing a class instant.
-#: Choose "ensemble" or "imagenet" for slightly better masks when text speed matters less.
+#: One template: what the "fast" preset uses. The published protocols (and the default preset)
+#: use the 80 ImageNet templates; their embeddings are cached on disk per name.
 DEFAULT_TEMPLATES: tuple[str, ...] = TEMPLATE_SETS["single"]
 
 
@@ -50,6 +49,15 @@ def templates_named(name: str) -> tuple[str, ...]:
 DEFAULT_MODEL = "ViT-B-16"
 DEFAULT_PRETRAINED = "openai"
 DEFAULT_HEAD = "naclip"
+#: The default inference protocol (``annotator.engine.presets``): published NACLIP for scenes
+#: with stuff and things. The field defaults of :class:`EngineConfig` are this preset's values.
+DEFAULT_PRESET = "naclip-stuff"
+SYNONYM_RULES = ("max", "mean")
+RESIZE_FILTERS = ("bilinear", "area")
+
+
+def _imagenet_templates() -> tuple[str, ...]:
+    return templates_named("imagenet")
 
 
 @dataclass
@@ -63,6 +71,13 @@ class EngineConfig:
     overlapping square windows of that size with ``stride`` (default ``window // 2``) instead of the
     whole image at once. Whole-image inference over more than ``max_tokens`` patches switches to
     windows of ``short_side`` automatically, which bounds memory for any aspect ratio.
+
+    The defaults are the preset :data:`DEFAULT_PRESET` (published NACLIP protocol: slide 224/112
+    at short side 336, 80 ImageNet templates, logit scale 40, PAMR, max over a class's names).
+    ``synonyms``: "max" (each name of ``"tv; monitor"`` is its own query, a class scores the max
+    of its names' probabilities, as the references do) or "mean" (one averaged embedding).
+    ``resize_filter``: "bilinear" (as the references resize) or "area" (less aliasing when
+    shrinking large photos). ``preset`` records which preset the values came from.
     """
 
     model: str = DEFAULT_MODEL
@@ -71,19 +86,23 @@ class EngineConfig:
     device: str = "auto"
     precision: str = "auto"
     threads: int | None = None
-    short_side: int = 448
-    max_long_side: int = 1344
-    window: int = 0
-    stride: int | None = None
+    short_side: int = 336
+    max_long_side: int = 2048
+    window: int = 224
+    stride: int | None = 112
     max_tokens: int = 6144
     batch_size: int = 4
-    templates: tuple[str, ...] = field(default_factory=lambda: DEFAULT_TEMPLATES)
+    templates: tuple[str, ...] = field(default_factory=_imagenet_templates)
     logit_scale: float = 40.0
     background_threshold: float | None = None
     background_name: str = "other"
-    refine: str | None = None
+    refine: str | None = "pamr"
     quick_gelu: bool | None = None
+    synonyms: str = "max"
+    resize_filter: str = "bilinear"
+    preset: str | None = DEFAULT_PRESET
     feature_cache_mb: int = 512
+    text_cache: bool = True
     cache_dir: str | None = None
     download: bool = True
     #: Which proposer turns features into a proposal: "dense" (per-pixel heads) or "zegformer"
@@ -101,6 +120,16 @@ class EngineConfig:
         if isinstance(self.pretrained, str) and self.pretrained.strip().lower() in ("", "none"):
             self.pretrained = None
         self.templates = tuple(self.templates)
+        if isinstance(self.refine, str) and self.refine.strip().lower() in ("", "none"):
+            self.refine = None
+        if self.synonyms not in SYNONYM_RULES:
+            raise EngineConfigError(
+                f"synonyms must be one of {SYNONYM_RULES}, got {self.synonyms!r}"
+            )
+        if self.resize_filter not in RESIZE_FILTERS:
+            raise EngineConfigError(
+                f"resize_filter must be one of {RESIZE_FILTERS}, got {self.resize_filter!r}"
+            )
         if self.short_side < 16:
             raise EngineConfigError(f"short_side must be at least 16 pixels, got {self.short_side}")
         if self.background_threshold is not None and not 0.0 <= self.background_threshold <= 1.0:

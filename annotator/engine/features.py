@@ -39,17 +39,22 @@ def plan_layout(
     height, width = original
     scale = short_side / min(height, width)
     scale = min(scale, max(max_long_side, short_side) / max(height, width))
-    working = (max(1, round(height * scale)), max(1, round(width * scale)))
+    # Rounded half up, as mmcv (the references' resize) does.
+    working = (max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5)))
     padded = tuple(math.ceil(side / patch) * patch for side in working)
     return Layout(original, working, padded, patch)
 
 
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize ``image`` ``[H, W, 3]`` uint8 to ``size`` ``(h, w)`` (area filter when shrinking)."""
+def resize_image(
+    image: np.ndarray, size: tuple[int, int], resize_filter: str = "bilinear"
+) -> np.ndarray:
+    """Resize ``image`` ``[H, W, 3]`` uint8 to ``size`` ``(h, w)``: bilinear (as the published
+    protocols resize), or with ``resize_filter="area"`` the area filter when shrinking."""
     if image.shape[:2] == size:
         return image
     shrinking = size[0] * size[1] < image.shape[0] * image.shape[1]
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    area = shrinking and resize_filter == "area"
+    interpolation = cv2.INTER_AREA if area else cv2.INTER_LINEAR
     return cv2.resize(image, (size[1], size[0]), interpolation=interpolation)
 
 
@@ -104,14 +109,26 @@ def choose_tiling(
     return Tiling(window, step, batch_size)
 
 
+#: Per-window features: ``(y, x, features [D, gh, gw])``, offsets in pixels of the padded image.
+Windows = list[tuple[int, int, Tensor]]
+
+
 def encode_dense(encoder: nn.Module, pixels: Tensor, tiling: Tiling, patch: int) -> Tensor:
     """Dense features ``[D, gh, gw]`` float32, L2-normalised over D, of ``pixels`` ``[1,3,Hp,Wp]``.
 
     With windows, each window's features are normalised, overlapping windows averaged on the
     shared patch grid (window offsets are whole patches), and the average renormalised.
     """
+    return encode_dense_windows(encoder, pixels, tiling, patch)[0]
+
+
+def encode_dense_windows(
+    encoder: nn.Module, pixels: Tensor, tiling: Tiling, patch: int
+) -> tuple[Tensor, Windows | None]:
+    """:func:`encode_dense` plus each window's own normalised features (``None`` for the whole
+    image): sliding-window protocols score every window on its own and average the logits."""
     if tiling.window <= 0:
-        return F.normalize(encoder(pixels)[0].float(), dim=0)
+        return F.normalize(encoder(pixels)[0].float(), dim=0), None
     height, width = pixels.shape[-2:]
     win_h, win_w = min(tiling.window, height), min(tiling.window, width)
     boxes = [
@@ -119,16 +136,21 @@ def encode_dense(encoder: nn.Module, pixels: Tensor, tiling: Tiling, patch: int)
         for y in window_starts(height, win_h, tiling.stride)
         for x in window_starts(width, win_w, tiling.stride)
     ]
-    total: Tensor | None = None
-    count = torch.zeros(1, height // patch, width // patch, device=pixels.device)
+    windows: Windows = []
     for first in range(0, len(boxes), tiling.batch_size):
         chunk = boxes[first : first + tiling.batch_size]
         crops = torch.cat([pixels[:, :, y : y + win_h, x : x + win_w] for y, x in chunk])
         feats = F.normalize(encoder(crops).float(), dim=1)
-        if total is None:
-            total = feats.new_zeros(feats.shape[1], height // patch, width // patch)
-        for (y, x), feat in zip(chunk, feats, strict=True):
-            gy, gx = y // patch, x // patch
-            total[:, gy : gy + feat.shape[1], gx : gx + feat.shape[2]] += feat
-            count[:, gy : gy + feat.shape[1], gx : gx + feat.shape[2]] += 1
+        windows += [(y, x, feat) for (y, x), feat in zip(chunk, feats, strict=True)]
+    return _average_windows(windows, (height // patch, width // patch), patch), windows
+
+
+def _average_windows(windows: Windows, grid: tuple[int, int], patch: int) -> Tensor:
+    """Renormalised mean of the windows' features on the shared patch grid ``[D, gh, gw]``."""
+    total = windows[0][2].new_zeros(windows[0][2].shape[0], *grid)
+    count = total.new_zeros(1, *grid)
+    for y, x, feat in windows:
+        gy, gx = y // patch, x // patch
+        total[:, gy : gy + feat.shape[1], gx : gx + feat.shape[2]] += feat
+        count[:, gy : gy + feat.shape[1], gx : gx + feat.shape[2]] += 1
     return F.normalize(total / count, dim=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from pathlib import Path
@@ -10,11 +11,12 @@ import torch
 
 from annotator.engine.backbone import Backbone, ClipDenseEncoder, ClipTextEncoder
 from annotator.engine.config import EngineConfig
+from annotator.engine.text_store import TextStore
+from annotator.engine.trust import NON_WEIGHT_KEYS, UntrustedWeightsError, is_torchscript_archive
 from annotator.engine.weights import (
     ProgressCallback,
     ResolvedWeights,
     check_model_name,
-    is_torchscript_archive,
     missing_weights_error,
     resolve_weights,
 )
@@ -64,7 +66,9 @@ def _create_model(name: str, resolved: ResolvedWeights, cache_dir: str | None) -
         logging.getLogger().setLevel(previous)
     if resolved.path is not None:
         try:
-            _load_weights(model, resolved.path)
+            _load_weights(model, resolved.path, name)
+        except UntrustedWeightsError:
+            raise
         except Exception as error:  # any failure to read or match the file means unusable weights
             raise missing_weights_error(
                 name,
@@ -76,19 +80,30 @@ def _create_model(name: str, resolved: ResolvedWeights, cache_dir: str | None) -
     return model
 
 
-def _load_weights(model: torch.nn.Module, path: Path) -> None:
-    """Load ``path`` into ``model``: open_clip's loader (weights-only unpickling), or, for OpenAI's
-    TorchScript archives, their state dict without the non-weight entries they carry."""
+def _load_weights(model: torch.nn.Module, path: Path, name: str) -> None:
+    """Load ``path`` into ``model``: open_clip's loader (safetensors, or weights-only unpickling),
+    or, for a published OpenAI TorchScript archive, its state dict without the non-weight entries.
+
+    The archive's bytes are checksummed and loaded from the same copy in memory, so the file
+    cannot be swapped between the check and the load.
+    """
+    import io
+
     import open_clip
     from open_clip.model import resize_pos_embed
+
+    from annotator.engine.trust import published_checksums, refusal
 
     if not is_torchscript_archive(path):
         open_clip.load_checkpoint(model, str(path), weights_only=True)
         return
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() not in published_checksums():
+        raise refusal(path, name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # jit.load is deprecated, still the reader
-        state = torch.jit.load(str(path), map_location="cpu").state_dict()
-    for key in ("input_resolution", "context_length", "vocab_size", "attn_mask"):
+        state = torch.jit.load(io.BytesIO(data), map_location="cpu").state_dict()
+    for key in NON_WEIGHT_KEYS:
         state.pop(key, None)
     resize_pos_embed(state, model)
     model.load_state_dict(state, strict=True)
@@ -106,5 +121,13 @@ def _wrap(model: torch.nn.Module, config: EngineConfig, resolved: ResolvedWeight
         embed_dim=encoder.embed_dim,
         mean=resolved.mean,
         std=resolved.std,
-        key=f"{config.model}|{resolved.label}|quick_gelu={resolved.quick_gelu}",
+        key=f"{config.model}|{resolved.identity or resolved.label}|quick_gelu={resolved.quick_gelu}",
     )
+
+
+def text_store_for(config: EngineConfig, backbone: Backbone) -> TextStore:
+    """The on-disk text-embedding cache of ``backbone`` with ``config.templates``."""
+    from annotator.engine.weights import cache_root
+
+    root = Path(config.cache_dir) if config.cache_dir else cache_root()
+    return TextStore(root / "text", backbone.key, config.templates, backbone.embed_dim)

@@ -96,32 +96,40 @@ def full_resolution_labels(
     size: tuple[int, int],
     background_threshold: float | None,
     band_bytes: int = _BAND_BYTES,
+    transform: Callable[[Tensor], Tensor] | None = None,
+    classes: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Label map ``[H, W]`` and confidence ``[H, W]`` float32 from ``probabilities`` ``[C, h, w]``.
 
-    Below ``background_threshold`` a pixel gets label ``C`` (the background index).
+    With ``transform``, ``probabilities`` are logits ``[Q, h, w]``: they are upsampled, and each
+    band is turned into ``classes`` (C) probabilities by ``transform`` (``[Q, rows, W]`` ->
+    ``[C, rows, W]``) before the argmax. Below ``background_threshold`` a pixel gets label ``C``.
     """
+    if transform is None:
+        transform, classes = (lambda values: values), probabilities.shape[0]
     if tuple(probabilities.shape[1:]) == tuple(size):  # no resize: skip the interpolation
-        best, index = best_class(probabilities)
-        channels = probabilities.shape[0]
+        best, index = best_class(transform(probabilities))
+        channels = classes
         if background_threshold is not None:
             index.masked_fill_(best < background_threshold, channels)
         dtype = label_dtype(channels + (background_threshold is not None))
         return index.cpu().numpy().astype(dtype), best.cpu().numpy().astype(np.float32)
     if size[0] * size[1] > MAX_EXACT_PIXELS:
-        return _via_intermediate(probabilities, size, background_threshold, band_bytes)
+        return _via_intermediate(
+            probabilities, size, background_threshold, band_bytes, transform, classes
+        )
     height, width = size
     channels = probabilities.shape[0]
-    labels = np.empty(size, label_dtype(channels + (background_threshold is not None)))
+    labels = np.empty(size, label_dtype(classes + (background_threshold is not None)))
     confidence = np.empty(size, np.float32)
     labels_out, confidence_out = torch.from_numpy(labels), torch.from_numpy(confidence)
     resize_rows = _row_resizer(probabilities, size, band_bytes)
     band = max(1, band_bytes // max(1, channels * width * 4))
     for top in range(0, height, band):
         rows = torch.arange(top, min(top + band, height), device=probabilities.device)
-        best, index = best_class(resize_rows(rows))
+        best, index = best_class(transform(resize_rows(rows)))
         if background_threshold is not None:
-            index.masked_fill_(best < background_threshold, channels)
+            index.masked_fill_(best < background_threshold, classes)
         labels_out[top : top + len(rows)].copy_(index)
         confidence_out[top : top + len(rows)].copy_(best)
     return labels, confidence
@@ -132,13 +140,15 @@ def _via_intermediate(
     size: tuple[int, int],
     background_threshold: float | None,
     band_bytes: int,
+    transform: Callable[[Tensor], Tensor],
+    classes: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     import cv2
 
     scale = (MAX_EXACT_PIXELS / (size[0] * size[1])) ** 0.5
     middle = (max(1, int(size[0] * scale)), max(1, int(size[1] * scale)))
     labels, confidence = full_resolution_labels(
-        probabilities, middle, background_threshold, band_bytes
+        probabilities, middle, background_threshold, band_bytes, transform, classes
     )
     target = (size[1], size[0])
     return (

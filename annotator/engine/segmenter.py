@@ -7,11 +7,10 @@ import hashlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from annotator.engine._cache import ByteLRU
@@ -21,8 +20,9 @@ from annotator.engine.devices import autocast, empty_cache, is_out_of_memory, sm
 from annotator.engine.features import (
     Layout,
     Tiling,
+    Windows,
     choose_tiling,
-    encode_dense,
+    encode_dense_windows,
     plan_layout,
     resize_image,
     to_pixels,
@@ -31,8 +31,27 @@ from annotator.engine.output import full_resolution_labels
 from annotator.engine.proposal import LogitAdapter, Proposal, WorkingView
 from annotator.engine.proposers import get_proposer
 from annotator.engine.proposers.base import ProposerInput
-from annotator.engine.refine import get_refiner
+from annotator.engine.protocol import (
+    Groups,
+    class_logits,
+    class_probabilities,
+    grid_logits,
+    group_queries,
+    refine_size,
+    refined_logits,
+    upsample,
+    window_logits,
+)
+from annotator.engine.refine import (
+    PAMR_DILATIONS,
+    PAMR_MAX_PIXELS,
+    PAMR_STEPS,
+    get_refiner,
+    pamr_affinity,
+    propagate,
+)
 from annotator.engine.text import TextEmbeddings
+from annotator.engine.text_store import TextStore
 from annotator.errors import AnnotatorError, WeightsUnavailableError
 
 #: Outputs up to this many values (pixels x classes) are computed on one CPU thread, or two while
@@ -50,14 +69,23 @@ class EngineOutOfMemoryError(AnnotatorError):
 
 @dataclass
 class _ImageState:
+    """One encoded image: ``features`` ``[D, gh, gw]`` averaged on the patch grid, ``windows``
+    each sliding window's own features (``None`` for whole-image encoding), and PAMR affinities
+    per refinement size (they depend on the image only)."""
+
     layout: Layout
     image: np.ndarray
     features: Tensor | None
+    windows: Windows | None = None
+    affinity: dict[tuple[int, int], Tensor] = field(default_factory=dict)
 
 
 def _state_bytes(state: _ImageState) -> int:
     size = state.image.nbytes
-    return size + (state.features.numel() * 4 if state.features is not None else 0)
+    size += state.features.numel() * 4 if state.features is not None else 0
+    size += sum(feat.numel() * 4 for _, _, feat in state.windows or ())
+    height, width = refine_size(state.layout.original, PAMR_MAX_PIXELS)
+    return size + 8 * len(PAMR_DILATIONS) * height * width * 4  # room for the PAMR affinity
 
 
 def content_hash(image: np.ndarray) -> str:
@@ -97,6 +125,7 @@ class Segmenter:
         device: torch.device,
         dtype: torch.dtype,
         weights_error: WeightsUnavailableError | None = None,
+        text_store: TextStore | None = None,
     ) -> None:
         self.config = config
         self.backbone = backbone
@@ -104,7 +133,11 @@ class Segmenter:
         self.dtype = dtype
         self.weights_error = weights_error
         self.encode_count = 0
-        self._text = TextEmbeddings(backbone.text_encoder, config.templates) if backbone else None
+        self._text = (
+            TextEmbeddings(backbone.text_encoder, config.templates, text_store)
+            if backbone
+            else None
+        )
         self._refiner = get_refiner(config.refine) if config.refine else None
         self.proposer = get_proposer(config.proposer)
         self._cache: ByteLRU[_ImageState] = ByteLRU(config.feature_cache_mb << 20, _state_bytes)
@@ -144,7 +177,8 @@ class Segmenter:
     def _settings_key(self) -> tuple:
         c = self.config
         key = self.backbone.key if self.backbone else "no-weights"
-        return (key, c.head, c.short_side, c.max_long_side, c.window, c.stride, c.max_tokens)
+        sizes = (c.short_side, c.max_long_side, c.window, c.stride, c.max_tokens)
+        return (key, c.head, *sizes, c.resize_filter)
 
     def _prepare(self, image: np.ndarray) -> _ImageState:
         image = as_rgb8(image)
@@ -158,12 +192,12 @@ class Segmenter:
     def _encode_image(self, image: np.ndarray) -> _ImageState:
         c = self.config
         layout = plan_layout(image.shape[:2], c.short_side, c.max_long_side, self.patch_size)
-        working = resize_image(image, layout.working)
-        features = None
+        working = resize_image(image, layout.working, c.resize_filter)
+        features = windows = None
         if self.backbone is not None:
-            features = self._encode_with_fallback(working, layout)
+            features, windows = self._encode_with_fallback(working, layout)
             self.encode_count += 1
-        return _ImageState(layout, working, features)
+        return _ImageState(layout, working, features, windows)
 
     def _tilings(self, layout: Layout) -> Iterator[Tiling]:
         c = self.config
@@ -174,7 +208,9 @@ class Segmenter:
             window //= 2
             yield choose_tiling(layout, window, window // 2, c.max_tokens, 1)
 
-    def _encode_with_fallback(self, working: np.ndarray, layout: Layout) -> Tensor:
+    def _encode_with_fallback(
+        self, working: np.ndarray, layout: Layout
+    ) -> tuple[Tensor, Windows | None]:
         while True:
             for tiling in self._tilings(layout):
                 try:
@@ -205,11 +241,13 @@ class Segmenter:
         self.device, self.dtype = torch.device("cpu"), torch.float32
         self.backbone.to(self.device)
 
-    def _run_encoder(self, working: np.ndarray, layout: Layout, tiling: Tiling) -> Tensor:
+    def _run_encoder(
+        self, working: np.ndarray, layout: Layout, tiling: Tiling
+    ) -> tuple[Tensor, Windows | None]:
         backbone = self.backbone
         pixels = to_pixels(working, layout.padded, backbone.mean, backbone.std, self.device)
         with torch.inference_mode(), autocast(self.device, self.dtype):
-            return encode_dense(backbone.image_encoder, pixels, tiling, layout.patch)
+            return encode_dense_windows(backbone.image_encoder, pixels, tiling, layout.patch)
 
     def predict(
         self, classes: Sequence[str], adapter: LogitAdapter | Callable | None = None
@@ -219,15 +257,35 @@ class Segmenter:
         names = _check_classes(classes)
         if self.backbone is None and adapter is None:
             self._require_weights()
-        text = self._text(names) if self._text is not None else None
         with torch.inference_mode(), self._threads_for(state, len(names)):
-            logits = self._zero_shot_logits(state, text, len(names))
+            scaled, groups = self._scaled_logits(state, names)
             if adapter is not None:
-                logits = self._adapt(adapter, state, names, text, logits)
+                scaled, groups = self._adapt(adapter, state, names, scaled, groups), None
             inputs = ProposerInput(
-                state.image, state.features, state.layout, names, text, logits, adapter, state
-            )
+                state.image, state.features, state.layout, names,
+                self._proposer_text(state, names), scaled, adapter, state, groups,
+            )  # fmt: skip
             return self.proposer.propose(self, inputs)
+
+    def _proposer_text(self, state: _ImageState, names: list[str]) -> Tensor | None:
+        """Class text embeddings ``[C, D]`` for proposers that name segments; the dense proposer
+        reads only logits, so it skips them (a new name's 80 templates cost once, not twice)."""
+        if self.proposer.name == "dense" or self._text is None or state.features is None:
+            return None
+        return self._text(names)
+
+    def query_logits(self, classes: Sequence[str]) -> np.ndarray:
+        """float32 ``[Q, H, W]``: the scaled logits of every name of ``classes`` (synonyms are
+        separate rows with the "max" rule) at the original size, refined when refinement is on:
+        what softmax and argmax read. Memory ``Q * H * W * 4`` bytes: for inspection and tests."""
+        state = self._current()
+        self._require_weights()
+        with torch.inference_mode():
+            scaled, _ = self._scaled_logits(state, _check_classes(classes))
+            size = state.layout.original
+            if self.config.refine:
+                return self._refine(state, scaled, size).cpu().numpy()
+            return upsample(scaled, size).float().cpu().numpy()
 
     def _threads_for(self, state: _ImageState, classes: int) -> AbstractContextManager:
         """Few CPU threads for small outputs: on a busy machine, hand-offs cost more than the work."""
@@ -240,24 +298,32 @@ class Segmenter:
             raise RuntimeError("Call set_image(image) before predict(classes).")
         return self._state
 
-    def _zero_shot_logits(self, state: _ImageState, text: Tensor | None, count: int) -> Tensor:
+    def _scaled_logits(self, state: _ImageState, names: list[str]) -> tuple[Tensor, Groups]:
+        """Working-resolution logits ``[Q, h, w]`` times the logit scale, and the class groups."""
         height, width = state.layout.working
-        if state.features is None or text is None:
-            return torch.zeros(count, height, width, device=self.device)
-        features = state.features
-        grid = torch.einsum("cd,dhw->chw", text.to(features.device), features)
-        grid = grid.mul_(self.config.logit_scale).unsqueeze(0)
-        logits = F.interpolate(grid, size=state.layout.padded, mode="bilinear", align_corners=False)
-        return logits[0, :, :height, :width]
+        if state.features is None or self._text is None:
+            return torch.zeros(len(names), height, width, device=self.device), None
+        if self.config.synonyms == "max":
+            text, per_class = self._text.queries(names)
+            groups = group_queries(per_class)
+        else:
+            text, groups = self._text(names), None
+        if state.windows is not None:
+            logits = window_logits(text, state.windows, state.layout)
+        else:
+            logits = grid_logits(text, state.features, state.layout)
+        return logits.mul_(self.config.logit_scale), groups
 
     def _adapt(
         self,
         adapter: Callable,
         state: _ImageState,
         names: list[str],
-        text: Tensor | None,
-        logits: Tensor,
+        scaled: Tensor,
+        groups: Groups,
     ) -> Tensor:
+        logits = class_logits(scaled, groups)
+        text = self._text(names) if self._text is not None and state.features is not None else None
         view = WorkingView(
             image=state.image,
             features=None if state.features is None else state.features.cpu().numpy(),
@@ -273,19 +339,43 @@ class Segmenter:
             )
         return torch.from_numpy(adapted).to(logits.device)
 
-    def _finish(self, state: _ImageState, names: list[str], logits: Tensor) -> Proposal:
-        probabilities = torch.softmax(logits.float(), dim=0)
+    def _refine(self, state: _ImageState, scaled: Tensor, size: tuple[int, int]) -> Tensor:
+        """``scaled`` ``[Q, h, w]`` upsampled to ``size`` and refined along the working image
+        (upsampled the same way, as the references do)."""
+        # float64: PAMR's affinity divides colour differences by small local spreads, where
+        # float32 rounding of the upsampled image shows in the refined logits (~2e-4).
+        pixels = torch.from_numpy(np.require(state.image, requirements=["C", "W"]))
+        exact = torch.float32 if scaled.device.type == "mps" else torch.float64  # mps: no float64
+        image = pixels.to(scaled.device).permute(2, 0, 1).to(exact) / 255.0
+        if self.config.refine.strip().lower() != "pamr":
+            return refined_logits(scaled, image, size, self._refiner)
+        affinity = state.affinity.get(size)
+        if affinity is None:
+            affinity = state.affinity[size] = pamr_affinity(upsample(image, size))
+        return propagate(upsample(scaled.float(), size), affinity, PAMR_STEPS, PAMR_DILATIONS)
+
+    def _finish(
+        self, state: _ImageState, names: list[str], scaled: Tensor, groups: Groups
+    ) -> Proposal:
+        def transform(values: Tensor) -> Tensor:
+            return class_probabilities(values.float(), groups)
+
+        probabilities = transform(scaled)
+        values = scaled
         if self._refiner is not None:
-            image = torch.from_numpy(state.image).to(probabilities.device).permute(2, 0, 1)
-            probabilities = self._refiner(image.float() / 255.0, probabilities)
+            values = self._refine(
+                state, scaled, refine_size(state.layout.original, PAMR_MAX_PIXELS)
+            )
         threshold = self.config.background_threshold
-        labels, confidence = full_resolution_labels(probabilities, state.layout.original, threshold)
+        labels, confidence = full_resolution_labels(
+            values, state.layout.original, threshold, transform=transform, classes=len(names)
+        )
         return Proposal(
             label_map=labels,
             confidence=confidence,
             probabilities=probabilities.cpu().numpy(),
             class_names=list(names),
-            mean_confidence=float(probabilities.amax(dim=0).mean()),
+            mean_confidence=float(confidence.mean()),
             background_index=len(names) if threshold is not None else None,
         )
 
@@ -318,7 +408,7 @@ def create_segmenter(
         set_threads,
     )
     from annotator.engine.heads import get_head
-    from annotator.engine.loading import load_backbone
+    from annotator.engine.loading import load_backbone, text_store_for
 
     config = config or EngineConfig()
     set_threads(config.threads)
@@ -332,4 +422,5 @@ def create_segmenter(
         if not allow_missing_weights:
             raise
         return Segmenter(config, None, device, dtype, weights_error=error)
-    return Segmenter(config, backbone, device, dtype)
+    store = text_store_for(config, backbone) if config.text_cache else None
+    return Segmenter(config, backbone, device, dtype, text_store=store)

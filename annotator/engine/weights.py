@@ -14,13 +14,14 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from annotator.engine.activation import Activation, decide_activation
 from annotator.engine.config import EngineConfigError
+from annotator.engine.trust import check_loadable, file_identity
 from annotator.errors import WeightsUnavailableError
 from annotator.progress import Progress
 
@@ -288,6 +289,8 @@ class ResolvedWeights:
     quick_gelu: bool
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    identity: str = ""
+    activation: Activation | None = None
 
 
 def looks_like_path(pretrained: str) -> bool:
@@ -297,15 +300,6 @@ def looks_like_path(pretrained: str) -> bool:
         or pretrained.lower().endswith(WEIGHT_SUFFIXES)
         or Path(pretrained).is_file()
     )
-
-
-def is_torchscript_archive(path: Path) -> bool:
-    """True for OpenAI's original ``.pt`` files (TorchScript zips), which use QuickGELU."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return any(name.endswith("constants.pkl") for name in archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
 
 
 def resolve_weights(
@@ -319,7 +313,8 @@ def resolve_weights(
     """Find (or download) the weights ``pretrained`` names for ``model``."""
     if pretrained is None:
         qg = model.endswith("quickgelu") if quick_gelu is None else quick_gelu
-        return ResolvedWeights(None, "random", qg, _OPENAI_MEAN, _OPENAI_STD)
+        identity = f"random:seed0:torch{_torch_version()}:open_clip{_open_clip_version()}"
+        return ResolvedWeights(None, "random", qg, _OPENAI_MEAN, _OPENAI_STD, identity)
     if looks_like_path(pretrained):
         return _resolve_file(model, Path(pretrained).expanduser(), quick_gelu, cache_dir)
     source = weights_source(model, pretrained)
@@ -332,7 +327,8 @@ def resolve_weights(
             )
         path = download_weights(source, cache_dir, progress)
     qg = source.quick_gelu if quick_gelu is None else quick_gelu
-    return ResolvedWeights(path, pretrained, qg, source.mean, source.std)
+    identity = f"tag:{model}:{pretrained}"
+    return ResolvedWeights(path, pretrained, qg, source.mean, source.std, identity)
 
 
 def _resolve_file(
@@ -342,5 +338,29 @@ def _resolve_file(
         raise missing_weights_error(model, str(path), "the file does not exist", cache_dir)
     if path.name.endswith(".part"):
         raise missing_weights_error(model, str(path), "it is an unfinished download", cache_dir)
-    qg = is_torchscript_archive(path) if quick_gelu is None else quick_gelu
-    return ResolvedWeights(path, str(path), qg, _OPENAI_MEAN, _OPENAI_STD)
+    published = check_loadable(path, model)
+    activation = decide_activation(model, path, quick_gelu, published)
+    if activation.warning:
+        import warnings
+
+        warnings.warn(activation.warning, WeightsWarning, stacklevel=3)
+    identity = f"tag:{published.model}:{published.tag}" if published else file_identity(path)
+    return ResolvedWeights(
+        path, str(path), activation.quick_gelu, _OPENAI_MEAN, _OPENAI_STD, identity, activation
+    )
+
+
+class WeightsWarning(UserWarning):
+    """A weights file will load, but probably not as intended (e.g. OpenAI weights with GELU)."""
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+def _open_clip_version() -> str:
+    import open_clip
+
+    return open_clip.__version__

@@ -43,12 +43,15 @@ class AppSettings:
     file used instead. ``device`` is ``auto``, ``cpu`` or ``cuda``; ``threads`` 0 means torch's default.
     ``use_model`` False means "continue without proposals" (the banner stays quiet).
     ``proposer`` is ``dense`` or ``zegformer`` (with ``segments`` and ``segment_score``).
+    ``preset`` names a published inference protocol (``annotator models presets``); ``head``
+    empty means the preset's head, else it overrides the preset.
     """
 
     model: str = "ViT-B-16"
     pretrained: str = "openai"
     weights_file: str = ""
-    head: str = "naclip"
+    head: str = ""
+    preset: str = "naclip-stuff"
     device: str = "auto"
     threads: int = 0
     use_model: bool = True
@@ -101,12 +104,13 @@ def save_settings(settings: AppSettings) -> None:
 
 def engine_config(settings: AppSettings) -> Any:
     """The :class:`annotator.engine.EngineConfig` these settings select."""
-    from annotator.engine import EngineConfig
+    from annotator.engine.presets import PRESETS, config_from_preset
 
-    return EngineConfig(
+    return config_from_preset(
+        settings.preset if settings.preset in PRESETS else None,
         model=settings.model,
-        pretrained=settings.weights,
-        head=settings.head,
+        pretrained=settings.weights or "none",
+        head=settings.head or None,
         device=settings.device,
         threads=settings.threads or None,
         proposer=settings.proposer,

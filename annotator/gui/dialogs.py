@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -88,6 +89,24 @@ def proposer_widgets(settings: AppSettings) -> tuple[QComboBox, QSpinBox, QCombo
     return proposer, segments, score
 
 
+PRESET_HEAD = "the protocol's"
+
+
+def _preset_box(current: str) -> QComboBox:
+    """Presets by name with what they are for; the item data is the preset name."""
+    from annotator.engine.presets import list_presets
+
+    box = QComboBox()
+    for preset in list_presets():
+        box.addItem(f"{preset.name}: {preset.summary}", preset.name)
+        box.setItemData(
+            box.count() - 1, f"published: {preset.published}", Qt.ItemDataRole.ToolTipRole
+        )
+    index = box.findData(current)
+    box.setCurrentIndex(max(index, 0))
+    return box
+
+
 class SettingsDialog(QDialog):
     """Model, pretrained tag or local file, head, device, threads. Saved by the caller."""
 
@@ -100,9 +119,11 @@ class SettingsDialog(QDialog):
         self.pretrained = QLineEdit(settings.pretrained)
         self.weights_file = QLineEdit(settings.weights_file)
         self.weights_file.setPlaceholderText("optional: a local .safetensors / .bin / .pt file")
+        self.preset = _preset_box(settings.preset)
         self.head = QComboBox()
-        self.head.addItems(list(heads) or [settings.head])
-        self.head.setCurrentText(settings.head)
+        self.head.addItems([PRESET_HEAD, *heads])
+        self.head.setCurrentText(settings.head or PRESET_HEAD)
+        self.preset.currentIndexChanged.connect(lambda _: self.head.setCurrentText(PRESET_HEAD))
         self.device = QComboBox()
         self.device.addItems(list(DEVICES))
         self.device.setCurrentText(settings.device)
@@ -124,6 +145,7 @@ class SettingsDialog(QDialog):
         form.addRow("Model", self.model)
         form.addRow("Pretrained tag", self.pretrained)
         form.addRow("Weights file", _path_row(self.weights_file, self._pick))
+        form.addRow("Protocol", self.preset)
         form.addRow("Head", self.head)
         form.addRow("Device", self.device)
         form.addRow("CPU threads", self.threads)
@@ -146,7 +168,8 @@ class SettingsDialog(QDialog):
         s.model = self.model.text().strip() or s.model
         s.pretrained = self.pretrained.text().strip()
         s.weights_file = self.weights_file.text().strip()
-        s.head = self.head.currentText()
+        s.preset = self.preset.currentData()
+        s.head = "" if self.head.currentText() == PRESET_HEAD else self.head.currentText()
         s.device = self.device.currentText()
         s.threads = self.threads.value()
         s.prefetch = self.prefetch.value()

@@ -41,7 +41,8 @@ def planted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
     made: list = []
 
     def factory(config: object) -> object:
-        segmenter = create_planted_segmenter(PALETTE, device="cpu", short_side=64)
+        # The fast protocol: tiny images, no refinement (the GUI tests time the flows).
+        segmenter = create_planted_segmenter(PALETTE, device="cpu", short_side=64, refine=None)
         made.append(segmenter)
         return segmenter
 

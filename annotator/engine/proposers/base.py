@@ -10,6 +10,7 @@ import numpy as np
 from torch import Tensor
 
 from annotator.engine.features import Layout
+from annotator.engine.protocol import Groups, class_logits
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,11 @@ class ProposerInput:
     ``image``: uint8 ``[h, w, 3]`` RGB at the working resolution. ``features``: float32
     ``[D, gh, gw]`` L2-normalised dense features on the patch grid of the padded working image, or
     None without CLIP weights. ``text``: float32 ``[C, D]`` L2-normalised class embeddings (CPU) or
-    None. ``logits``: float32 ``[C, h, w]`` per-pixel logits (zero-shot, or the adapter's when one
-    was given). ``state`` is the segmenter's private image state (for the dense proposer).
+    None. ``logits``: float32 ``[Q, h, w]`` per-pixel logits times the logit scale, one row per
+    query name (zero-shot), or ``[C, h, w]`` per class (the adapter's when one was given);
+    ``groups`` lists each class's rows of ``logits`` (None: one row per class).
+    :meth:`class_logits` gives ``[C, h, w]`` either way. ``state`` is the segmenter's private
+    image state (for the dense proposer).
     """
 
     image: np.ndarray
@@ -31,3 +35,8 @@ class ProposerInput:
     logits: Tensor
     adapter: Callable | None
     state: Any = None
+    groups: Groups = None
+
+    def class_logits(self) -> Tensor:
+        """float32 ``[C, h, w]``: the max over each class's query rows (the "max" synonym rule)."""
+        return class_logits(self.logits, self.groups)

@@ -17,4 +17,4 @@ class DenseProposer:
         self.timings: dict[str, float] = {}
 
     def propose(self, segmenter: Any, inputs: ProposerInput) -> Proposal:
-        return segmenter._finish(inputs.state, inputs.names, inputs.logits)
+        return segmenter._finish(inputs.state, inputs.names, inputs.logits, inputs.groups)

@@ -111,7 +111,7 @@ class ZegformerProposer:
         masks, index, p_learned, seen = self._segments(segmenter, inputs)
         grouped = time.perf_counter()
         p_img = self._clip_scores(segmenter, inputs, masks)
-        p_seg = p_learned if p_learned is not None else pooled_probabilities(inputs.logits, masks)
+        p_seg = p_learned if p_learned is not None else pooled_probabilities(inputs.class_logits(), masks)
         scored = time.perf_counter()
         trained = inputs.adapter is not None
         variant = resolve_variant(config.zegformer_variant, trained, p_img is not None)
@@ -202,7 +202,7 @@ def _working_view(inputs: ProposerInput) -> WorkingView:
     return WorkingView(
         image=inputs.image,
         features=None if inputs.features is None else inputs.features.float().cpu().numpy(),
-        zero_shot_logits=inputs.logits.float().cpu().numpy(),
+        zero_shot_logits=inputs.class_logits().float().cpu().numpy(),
         class_names=list(inputs.names),
         text_embeddings=None if inputs.text is None else inputs.text.numpy(),
         original_size=inputs.layout.original,

@@ -87,6 +87,6 @@ def test_12000_by_9000_image() -> None:
     labels = proposal.label_map
     assert labels.shape == (height, width) and labels.dtype == np.uint8
     assert proposal.confidence.shape == (height, width)
-    assert proposal.probabilities.shape[1:] == (448, 597)
+    assert proposal.probabilities.shape[1:] == (336, 448)  # short side 336 (default preset)
     assert labels[5500, 4000] == 0 and labels[8000, 10000] == 1 and labels[1000, 1000] == 2
     assert (labels[4100:6900:50, 2100:5900:50] == 0).all()

@@ -72,7 +72,9 @@ def test_class_order_and_synonyms_follow_the_query() -> None:
 
 def test_background_threshold_marks_unnamed_regions() -> None:
     image, truth = painted_scene()
-    segmenter = create_planted_segmenter(PALETTE, background_threshold=0.6)
+    # No refinement: PAMR averages the logits that bleed over a region's edge across the whole
+    # flat unnamed region, which lifts a two-class probability just above 0.6 there.
+    segmenter = create_planted_segmenter(PALETTE, background_threshold=0.6, refine=None)
     segmenter.set_image(image)
     proposal = segmenter.predict(["cat", "dog"])  # grass and sky are not asked for
     expected = np.where(truth == 0, 0, np.where(truth == 1, 1, 2))

@@ -59,3 +59,16 @@ def test_bad_names_and_templates_are_refused() -> None:
         split_synonyms(" ; ")
     with pytest.raises(EngineConfigError, match="{}"):
         TextEmbeddings(lambda prompts: torch.zeros(len(prompts), 2), ("a photo",))
+
+
+def test_all_templates_in_one_batch_equal_open_clip(tiny: Segmenter) -> None:
+    from annotator.engine.config import templates_named
+
+    encoder = tiny.backbone.text_encoder
+    templates = templates_named("imagenet")  # prefixes of 1 to 6 words, text after the name
+    names = ["cat", "large hairy dog", "tv"]
+    with torch.inference_mode():
+        ours = encoder.encode_templates(templates, names)
+        prompts = [t.format(n) for n in names for t in templates]
+        full = encoder.model.encode_text(encoder.tokenizer(prompts)).view(3, len(templates), -1)
+    torch.testing.assert_close(ours, full, atol=1e-5, rtol=1e-4)

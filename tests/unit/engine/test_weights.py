@@ -103,16 +103,6 @@ def test_local_weight_files_load(tiny_model, tmp_path: Path, suffix: str) -> Non
     np.testing.assert_allclose(features_with(str(path), image), expected, atol=1e-5)
 
 
-@pytest.mark.filterwarnings("ignore::FutureWarning")
-def test_torchscript_archive_loads_with_quick_gelu(tiny_model, tmp_path: Path) -> None:  # noqa: ANN001
-    path = tmp_path / "openai-style.pt"
-    torch.jit.script(tiny_model).save(str(path))
-    resolved = resolve_weights(TINY_MODEL, str(path))
-    assert resolved.quick_gelu
-    image = np.full((32, 32, 3), 128, np.uint8)
-    assert features_with(str(path), image).shape == (32, 4, 4)
-
-
 @pytest.mark.parametrize("content", [b"", b"garbage" * 100, b"PK\x03\x04broken zip"])
 def test_corrupt_files_raise_weights_error(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "broken.safetensors"
