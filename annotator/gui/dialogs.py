@@ -117,6 +117,11 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self.model = QLineEdit(settings.model)
         self.pretrained = QLineEdit(settings.pretrained)
+        self.pretrained.setPlaceholderText("e.g. openai, or none for random weights")
+        self.pretrained.setToolTip(
+            "open_clip pretrained tag ('annotator models list' shows them). 'none' = random "
+            "weights: masks are meaningless, for testing the workflow"
+        )
         self.weights_file = QLineEdit(settings.weights_file)
         self.weights_file.setPlaceholderText("optional: a local .safetensors / .bin / .pt file")
         self.preset = _preset_box(settings.preset)

@@ -37,3 +37,12 @@ def test_a_chosen_head_overrides_the_preset(qtbot) -> None:
     settings = dialog.result_settings()
     config = engine_config(settings)
     assert (config.preset, config.head, config.refine) == ("naclip-stuff", "sclip", "pamr")
+
+
+def test_pretrained_field_says_none_means_random_weights(qtbot) -> None:  # noqa: ANN001
+    dialog = SettingsDialog(AppSettings(pretrained=""), ["naclip"])
+    qtbot.addWidget(dialog)
+    assert "none for random weights" in dialog.pretrained.placeholderText()
+    assert "masks are meaningless" in dialog.pretrained.toolTip()
+    qtbot.keyClicks(dialog.pretrained, "none")
+    assert dialog.result_settings().pretrained == "none"
