@@ -41,11 +41,13 @@ def _group(args: argparse.Namespace, project: Any, config: Any) -> Any:
     from training.grouping import group_folder
 
     segmenter = create_project_segmenter(args, project, command=NAME)
+    shown = {"phase": None}
     with tqdm(file=sys.stderr, disable=args.json) as bar:
 
         def show(step: Any) -> None:
             phase = step.data.get("phase", "") if isinstance(step.data, dict) else ""
-            if bar.desc != phase:
+            if shown["phase"] != phase:
+                shown["phase"] = phase
                 bar.reset(total=step.total)
                 bar.set_description(phase)
             bar.update(step.done - bar.n)

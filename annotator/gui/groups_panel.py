@@ -254,9 +254,9 @@ class GroupsPanel(QWidget):
             self.status.setText(f"Writing proposals for '{name.strip()}'…")
 
     def _named(self, written: list[str]) -> None:
+        self.refresh()
         self.status.setText(f"Proposals written on {len(written)} images.")
         self.proposals_written.emit(written)
-        self.refresh()
 
     def merge_selected(self) -> None:
         from training.grouping import merge_groups

@@ -161,7 +161,30 @@ def _cluster(folder: _Folder, should_stop: ShouldStop) -> Iterator[Progress]:
 
 
 def _embed(folder: _Folder, index: int) -> np.ndarray:
-    return embed(folder.head, folder.stats, folder.load(index))
+    """float32 [E, h, w] embedding of image ``index``, computed once per head and kept on disk
+    (float16) so the K-means passes and the maps do not run the head again."""
+    directory = getattr(folder, "embed_dir", None)
+    if directory is None:
+        return embed(folder.head, folder.stats, folder.load(index))
+    path = directory / f"{folder.key(folder.relpaths[index])}.npy"
+    if path.exists():
+        return np.load(path).astype(np.float32)
+    embedding = embed(folder.head, folder.stats, folder.load(index))
+    np.save(path, embedding.astype(np.float16))
+    return embedding
+
+
+def _use_embedding_cache(folder: _Folder) -> None:
+    """Embeddings of the current head live in ``grouping/embeddings/<fingerprint>``."""
+    import shutil
+
+    fingerprint = folder.config.head_fingerprint(folder.relpaths, folder.clip)
+    root = _cache.grouping_dir(folder.project) / "embeddings"
+    for old in root.glob("*") if root.exists() else []:
+        if old.name != fingerprint:
+            shutil.rmtree(old, ignore_errors=True)
+    folder.embed_dir = root / fingerprint
+    folder.embed_dir.mkdir(parents=True, exist_ok=True)
 
 
 def group_map(folder: _Folder, index: int) -> np.ndarray:
@@ -240,6 +263,7 @@ def group_folder(
     folder = _Folder(project, segmenter, config)
     yield from _prepare(folder, should_stop)
     yield from _train(folder, should_stop)
+    _use_embedding_cache(folder)
     yield from _cluster(folder, should_stop)
     yield from _assign(folder, should_stop)
     yield Progress(0, 1, "summarising groups", {"phase": "summarise"})
