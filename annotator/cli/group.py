@@ -23,8 +23,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="project folder (images plus their .annotator data)")
     parser.add_argument("--k", type=int, required=True, help="number of groups")
     parser.add_argument("--out", default=None, help="also write maps and groups.json here")
-    parser.add_argument("--steps", type=int, default=300,
-                        help="embedding training steps (0 = cluster the raw features; 300)")  # fmt: skip
+    parser.add_argument("--steps", type=int, default=150,
+                        help="embedding training steps (0 = cluster the raw features; 150)")  # fmt: skip
     parser.add_argument("--size", type=int, default=128,
                         help="grouping resolution, long side in pixels (128)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the groups as JSON")

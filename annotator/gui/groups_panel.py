@@ -84,6 +84,7 @@ class GroupsPanel(QWidget):
         super().__init__(parent)
         self.project: Any = None
         self.result: Any = None
+        self.config: Any = None  # a training.grouping.GroupConfig; None = defaults (K from the box)
         self.worker: Any = None
         self._stop = threading.Event()
         self._build()
@@ -189,10 +190,10 @@ class GroupsPanel(QWidget):
         """For ``EngineWorker.start_batch``: ``factory(project, segmenter, adapter, stop)``."""
         from training.grouping import group_folder
 
-        k = self.k_box.value()
+        k, config = self.k_box.value(), self.config
 
         def factory(project: Any, segmenter: Any, adapter: Any, should_stop: Any) -> Any:
-            return group_folder(project, segmenter, k, should_stop=should_stop)
+            return group_folder(project, segmenter, k, config, should_stop)
 
         self.set_running(True)
         self.status.setText(f"Grouping into {k} groups…")

@@ -94,3 +94,25 @@ def test_merging_two_selected_groups_leaves_one(qtbot, grouped) -> None:
     qtbot.mouseClick(panel.merge_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.groups.count() == 2 and panel.worker is None, timeout=10000)
     assert "2 groups over 4 images" in panel.status.text()
+
+
+def test_group_folder_from_the_window_runs_in_the_engine_thread(
+    qtbot, image_folder, planted, shots
+) -> None:
+    from _gui_helpers import open_window
+    from PySide6.QtWidgets import QDockWidget
+
+    window = open_window(qtbot, image_folder)
+    panel = window.groups_panel
+    panel.config = GroupConfig(k=3, size=48, steps=3, batch=2, crop=32)
+    panel.k_box.setValue(3)
+    panel.group_button.click()
+    assert window.workspace.batch_kind == "group" and not panel.group_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.groups.count() == 3 and panel.worker is None, timeout=120_000)
+    assert window.workspace.batch_kind is None and panel.group_button.isEnabled()
+    result = load_grouping(window.workspace.project)
+    assert sorted(result.images) == ["scene_0.png", "scene_1.png", "scene_2.png"]
+    assert all(g.suggested_names for g in result.groups)  # CLIP features were there to rank
+    window.findChild(QDockWidget, "Groups").raise_()
+    window.grab().save(str(shots / "groups_dock.png"))
+    window.close()

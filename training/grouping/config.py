@@ -22,14 +22,14 @@ class GroupConfig:
 
     k: int = 8
     size: int = 128
-    steps: int = 300
+    steps: int = 150
     batch: int = 8
     crop: int = 48
     dim: int = 32
     temperature: float = 0.5
     momentum: float = 0.99
     bank: int = 512
-    lr: float = 3e-3
+    lr: float = 1e-2
     mask_weight: float = 1.0
     pixels_per_image: int = 512
     kmeans_epochs: int = 2

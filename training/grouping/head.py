@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: Window sizes (pixels at grouping resolution) over which hidden responses are averaged.
+POOL_SIZES = (5, 11)
+
 
 class EmbeddingHead(nn.Module):
     """[B, C, h, w] float32 input features -> ([B, E, h, w] unit embeddings, [B, 1, h, w] logit).
@@ -21,22 +24,24 @@ class EmbeddingHead(nn.Module):
     ``mean``/``std`` (buffers, [C]) standardise the input; set them from the folder's features.
     """
 
-    def __init__(self, in_channels: int, dim: int = 32, hidden: int = 48) -> None:
+    def __init__(self, in_channels: int, dim: int = 32, hidden: int = 32) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(in_channels))
         self.register_buffer("std", torch.ones(in_channels))
-        self.trunk = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, hidden, 3, padding=1),
-            nn.ReLU(inplace=True),
-        )
+        self.pixel = nn.Conv2d(in_channels, hidden, 1)
+        self.mix = nn.Conv2d(hidden * (1 + len(POOL_SIZES)), hidden, 1)
         self.embed = nn.Conv2d(hidden, dim, 1)
         self.mask = nn.Conv2d(hidden, 1, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = (x - self.mean[None, :, None, None]) / self.std[None, :, None, None]
-        hidden = self.trunk(x)
+        local = F.relu(self.pixel(x))
+        # Textures are local statistics, not pointwise values: pooled responses give context.
+        pooled = [
+            F.avg_pool2d(local, size, stride=1, padding=size // 2, count_include_pad=False)
+            for size in POOL_SIZES
+        ]
+        hidden = F.relu(self.mix(torch.cat([local, *pooled], dim=1)))
         return F.normalize(self.embed(hidden), dim=1), self.mask(hidden)
 
 

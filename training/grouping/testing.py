@@ -1,6 +1,6 @@
 """Generated unlabelled folders whose right grouping is known: textured scenes, random colours.
 
-Each group is a *texture* (flat, fine grain, coarse blobs, stripes, dots); every region gets a
+Each group is a *texture* (flat, fine grain, coarse blobs, stripes, checks); every region gets a
 random colour, so colour says nothing about the group across the folder. Per-pixel features that
 mostly encode colour cluster the folder by colour; an embedding that learned to ignore colour
 (MaskContrast's augmented views) clusters it by texture.
@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 #: The hidden groups of :func:`make_group_scene`, in truth-index order.
-GROUP_TEXTURES: tuple[str, ...] = ("flat", "grain", "blobs", "stripes", "dots")
+GROUP_TEXTURES: tuple[str, ...] = ("flat", "grain", "blobs", "stripes", "checks")
 
 
 def _texture(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -26,16 +26,16 @@ def _texture(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
         return rng.normal(0, 0.7, (size, size)).astype(np.float32)
     if kind == "blobs":
         noise = rng.normal(0, 1, (size, size)).astype(np.float32)
-        blurred = cv2.GaussianBlur(noise, (0, 0), sigmaX=size / 40)
+        blurred = cv2.GaussianBlur(noise, (0, 0), sigmaX=size / 24)
         return np.tanh(3 * blurred / (blurred.std() + 1e-6)).astype(np.float32)
     angle = rng.uniform(0, np.pi)
     along = np.cos(angle) * xx + np.sin(angle) * yy
     if kind == "stripes":
-        return np.sign(np.sin(along * 2 * np.pi / max(4.0, size / 16))).astype(np.float32)
+        return np.sign(np.sin(along * 2 * np.pi / max(6.0, size / 8))).astype(np.float32)
     across = -np.sin(angle) * xx + np.cos(angle) * yy
-    period = max(4.0, size / 12)
-    dots = (np.sin(along * 2 * np.pi / period) * np.sin(across * 2 * np.pi / period)) > 0.6
-    return np.where(dots, 1.0, -0.3).astype(np.float32)
+    period = max(12.0, size / 4)
+    checks = np.sin(along * 2 * np.pi / period) * np.sin(across * 2 * np.pi / period)
+    return np.sign(checks).astype(np.float32) * 0.8
 
 
 def _layout(rng: np.random.Generator, size: int, regions: int) -> np.ndarray:
