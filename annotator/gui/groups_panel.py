@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from annotator.progress import Progress
 
 _ID_ROLE = 0x0100  # Qt.ItemDataRole.UserRole
-STRIP_IMAGES = 4
+STRIP_IMAGES = 3
 THUMB_HEIGHT = 64
 
 
@@ -102,7 +102,7 @@ class GroupsPanel(QWidget):
         self.status = QLabel("Not grouped yet.")
         self.status.setWordWrap(True)
         self.groups = QListWidget()
-        self.groups.setIconSize(QSize(4 * 100, THUMB_HEIGHT))
+        self.groups.setIconSize(QSize(STRIP_IMAGES * (THUMB_HEIGHT * 4 // 3 + 3), THUMB_HEIGHT))
         self.groups.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.name_button = QPushButton("Name this group…")
         self.merge_button = QPushButton("Merge")
@@ -159,6 +159,7 @@ class GroupsPanel(QWidget):
         names = ", ".join(info.suggested_names[:3])
         text = f"Group {info.id}: {len(info.images)} images" + (f" — {names}" if names else "")
         item = QListWidgetItem(text)
+        item.setToolTip(text)
         item.setData(_ID_ROLE, info.id)
         return item
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Generator
 from typing import Any
@@ -99,6 +100,15 @@ def _momentum_update(key_head: EmbeddingHead, head: EmbeddingHead, momentum: flo
             key_param.mul_(momentum).add_(param.detach(), alpha=1 - momentum)
 
 
+def _autograd() -> contextlib.ExitStack:
+    """Autograd on even under the caller's ``torch.inference_mode()`` (the GUI's engine thread
+    runs jobs in it). Entered per step, never across a ``yield``: grad mode is thread-local."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode(False))
+    stack.enter_context(torch.enable_grad())
+    return stack
+
+
 class _Trainer:
     """One MaskContrast step at a time over ``load(i)`` -> CachedImage of image i."""
 
@@ -110,8 +120,8 @@ class _Trainer:
         self.optimiser = torch.optim.Adam(head.parameters(), lr=config.lr)
 
     def step(self, items: list[CachedImage], rng: np.random.Generator) -> float:
-        query_in, key_in, masks, foreground = _batch(items, self.config, rng)
-        with torch.enable_grad():
+        with _autograd():
+            query_in, key_in, masks, foreground = _batch(items, self.config, rng)
             queries, mask_logits = self.head(query_in)
             with torch.no_grad():
                 keys = self.key_head(key_in)[0].flip(-1)
@@ -123,8 +133,8 @@ class _Trainer:
             self.optimiser.zero_grad()
             loss.backward()
             self.optimiser.step()
-        _momentum_update(self.key_head, self.head, self.config.momentum)
-        self.bank.push(prototypes)
+            _momentum_update(self.key_head, self.head, self.config.momentum)
+            self.bank.push(prototypes)
         return float(loss.detach())
 
 
@@ -139,10 +149,11 @@ def fit_head(
     torch.manual_seed(config.seed)
     sample = [load(int(i)) for i in rng.choice(count, size=min(count, 32), replace=False)]
     mean, std = folder_statistics(sample)
-    head = EmbeddingHead(len(mean), config.dim)
-    head.mean.copy_(torch.from_numpy(mean))
-    head.std.copy_(torch.from_numpy(std))
-    trainer = _Trainer(head, config)
+    with _autograd():  # parameters made under inference mode could never train
+        head = EmbeddingHead(len(mean), config.dim)
+        head.mean.copy_(torch.from_numpy(mean))
+        head.std.copy_(torch.from_numpy(std))
+        trainer = _Trainer(head, config)
     for step in range(1, config.steps + 1):
         if should_stop():
             break
