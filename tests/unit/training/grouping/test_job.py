@@ -118,3 +118,21 @@ def test_cli_out_mirrors_paths_with_uint8_maps_and_groups_json(project, tmp_path
             assert image.mode == "L" and image.size == (48, 48)
             assert np.asarray(image).max() < 3
     assert (out / "part1").is_dir()
+
+
+def test_groups_are_matched_to_labelled_classes_by_hungarian_matching(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, left, right in (("a.png", (200, 40, 40), (40, 60, 210)),
+                              ("c.png", (40, 190, 60), (40, 190, 60)),
+                              ("d.png", (40, 190, 60), (40, 190, 60))):  # fmt: skip
+        image = np.empty((40, 48, 3), np.uint8)
+        image[:, :24], image[:, 24:] = left, right
+        Image.fromarray(image).save(folder / name)
+    with Project.open(folder) as project:
+        leaf = project.add_class("leaf")
+        project.save_labels("c.png", np.full((40, 48), leaf.id, np.uint8))
+        result = run_job(group_folder(project, None, 3, GroupConfig(k=3, size=48, steps=0)))
+        green = next(g for g in result.groups if "d.png" in g.images)
+        assert green.matched_class == leaf.id and green.suggested_names[0] == "leaf"
+        assert [g.matched_class for g in result.groups if g is not green] == [None, None]
