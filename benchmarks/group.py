@@ -1,6 +1,6 @@
 """Folder grouping (MaskContrast) time and peak memory on generated textured scenes (CPU).
 
-    .venv/bin/python benchmarks/group.py [--images 200,50] [--size 512] [--k 5] [--steps 300]
+    .venv/bin/python benchmarks/group.py [--images 200,50] [--size 512] [--k 5] [--steps 150]
         [--engine none|tiny] [--threads N]
 
 For each folder size it writes the scenes, runs ``group_folder`` in a fresh child process (so
@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--images", default="200,50", help="folder sizes, comma separated")
     parser.add_argument("--size", type=int, default=512, help="image side in pixels")
     parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--engine", choices=("none", "tiny"), default="none")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
