@@ -34,6 +34,12 @@ from annotator.gui.segments import show_segments
 from annotator.gui.workspace import Workspace
 
 
+def _install_groups_dock(window: Any) -> Any:
+    from annotator.gui.groups_panel import install_groups_dock
+
+    return install_groups_dock(window)
+
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: AppSettings) -> None:
         super().__init__()
@@ -52,6 +58,7 @@ class MainWindow(QMainWindow):
         self.training: Any = None
         self._build_layout()
         self._build_training_dock()
+        self.groups_panel = _install_groups_dock(self)
         self._build_status_bar()
         self._build_actions()
         self.model_controls = ModelControls(self)
@@ -303,6 +310,7 @@ class MainWindow(QMainWindow):
         if self.training is not None:
             self.training.set_project(project)
         self.batch_label.setText("")  # the last project's propose-all / export outcome
+        self.groups_panel.set_project(project)
         self.settings.add_recent(project.root)
         save_settings(self.settings)
         self.update_recent_menu()
@@ -446,6 +454,8 @@ class MainWindow(QMainWindow):
         return button
 
     def _batch_progress(self, step: Any) -> None:
+        if self.workspace.batch_kind == "group":
+            return self.groups_panel.on_progress(step)
         if self.workspace.batch_kind == "train":
             if self.training is not None:
                 self.training.on_progress(step)
@@ -456,6 +466,8 @@ class MainWindow(QMainWindow):
 
     def _batch_finished(self, outcome: tuple[str | None, Any], cancelled: bool) -> None:
         kind, result = outcome
+        if kind == "group":
+            return self.groups_panel.on_finished(result, cancelled)
         if kind == "train":
             if self.training is not None:
                 self.training.on_finished(result, cancelled)
