@@ -5,50 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import tempfile
 from pathlib import Path
 
 from annotator.project import Project
-from annotator.project._atomic import TEMP_SUFFIX, fsync_dir
+from annotator.project._atomic import (  # the exporters write through the project's writer
+    TEMP_SUFFIX,
+    write_bytes_atomic,
+)
 
 #: Written into every export folder; the project's folder scan skips directories holding it.
 EXPORT_MARKER = ".annotator-export"
 
 _PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF",
                 ".bmp": "BMP", ".webp": "WEBP"}  # fmt: skip
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where the OS tells it (Linux)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` through a temporary file in the same folder and a rename
-    (a kill leaves the old file or the new one, never a partial one); the file gets ordinary
-    permissions (0666 under the umask, e.g. 0644), not the temporary file's 0600."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o666 & ~_umask())
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    fsync_dir(path.parent)
 
 
 def mark_export_folder(folder: Path, project: Project) -> None:
