@@ -30,7 +30,9 @@ class TrainConfig:
     (ZegFormer's lambda and gamma).
     Generative step (CaGNet, :mod:`training.cagnet`): ``generative`` True/False, or None =
     automatic: on when some project class has no human labels and CLIP weights are loaded;
-    ``cagnet`` its settings. With it, self-training pseudo-labels only the unseen classes.
+    ``cagnet`` its settings. With it, self-training pseudo-labels only the unseen classes, with
+    the confidence floor ``pseudo_unseen_min_confidence`` (their rows learned from generated
+    features are less sure than rows learned from labels; the top-fraction rule still applies).
     """
 
     rounds: int = 2
@@ -51,6 +53,7 @@ class TrainConfig:
     pseudo_min_confidence: float = 0.8
     pseudo_max_images: int = 50
     pseudo_weight: float = 0.5
+    pseudo_unseen_min_confidence: float = 0.25
     fusion_lambda: float = 2 / 3
     calibration_gamma: float = 0.1
     seed: int = 0

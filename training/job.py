@@ -195,9 +195,10 @@ def _pseudo_samples(
         run.check()
         view = run.view(relpath)
         probabilities = softmax(adapter(view))
-        positions, _ = select_pseudo_labels(
-            probabilities, config.pseudo_top_fraction, config.pseudo_min_confidence
+        floor = (
+            config.pseudo_min_confidence if only is None else config.pseudo_unseen_min_confidence
         )
+        positions, _ = select_pseudo_labels(probabilities, config.pseudo_top_fraction, floor)
         targets = np.where(positions >= 0, ids[np.maximum(positions, 0)], -1)
         if only is not None:
             targets = np.where(np.isin(targets, list(only)), targets, -1)

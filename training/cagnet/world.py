@@ -103,13 +103,19 @@ def create_world_segmenter(random_text: bool = False, seed: int = 3, **config: A
     return Segmenter(settings, backbone, device, select_dtype(settings.precision, device))
 
 
-def world_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+def world_scene(
+    rng: np.random.Generator, size: int, include: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(image uint8 [S, S, 3], labels int64 [S, S] index into WORLD_CLASSES): four quadrants
-    (jittered split lines) of random classes, flat colour plus noise."""
+    (jittered split lines) of distinct random classes (one of them ``include`` if given), flat
+    colour plus noise."""
     cy, cx = rng.integers(size // 3, 2 * size // 3, size=2)
     quadrant = np.zeros((size, size), np.int64)
     quadrant[cy:, :cx], quadrant[:cy, cx:], quadrant[cy:, cx:] = 1, 2, 3
-    index = rng.choice(len(WORLD_CLASSES), size=4, replace=False)[quadrant]
+    chosen = rng.choice(len(WORLD_CLASSES), size=4, replace=False)
+    if include is not None and include not in chosen:
+        chosen[rng.integers(4)] = include
+    index = chosen[quadrant]
     colours = np.asarray([world_colour(n) for n in WORLD_CLASSES], np.float32) * 255.0
     image = colours[index] + rng.normal(0, 4, (size, size, 3))
     return np.clip(image, 0, 255).astype(np.uint8), index
@@ -120,7 +126,8 @@ def build_world_project(
 ) -> tuple[Any, list[str]]:
     """A writable ``Project`` of world scenes: ``train`` images labelled (status "edited") for
     every class but :data:`WORLD_UNSEEN` (those pixels stay unlabelled), ``holdout`` images
-    labelled completely (the ground truth to score with), ``unlabelled`` images with no labels.
+    labelled completely (the ground truth to score with), ``unlabelled`` images with no labels,
+    each showing one of the unseen classes (what self-training can learn from).
     Returns (project, held-out relative paths)."""
     from PIL import Image
 
@@ -130,8 +137,10 @@ def build_world_project(
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     scenes = {}
+    order = list(WORLD_CLASSES)
     for i in range(train + holdout + unlabelled):
-        image, index = world_scene(rng, size)
+        include = order.index(WORLD_UNSEEN[i % len(WORLD_UNSEEN)]) if i >= train + holdout else None
+        image, index = world_scene(rng, size, include)
         Image.fromarray(image).save(folder / f"w{i:03d}.png")
         scenes[f"w{i:03d}.png"] = index
     project = Project.open(folder)
