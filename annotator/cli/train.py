@@ -32,7 +32,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=2, help="1 = human labels only; each "
                         "further round adds self-training pseudo-labels (default 2)")  # fmt: skip
     parser.add_argument(
-        "--holdout", type=float, default=0.2, help="fraction of reviewed images held out (0.2)"
+        "--holdout",
+        type=float,
+        default=0.2,
+        help="fraction of labelled images held out for scoring (0.2)",
     )
     parser.add_argument("--steps", type=int, default=300, help="optimiser steps per round (300)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")

@@ -114,41 +114,72 @@ class _Step:
     def discriminate(self, features: torch.Tensor) -> torch.Tensor:
         return self.real_fake(self.head.mix(features))
 
-    def _contexts(self, chosen: np.ndarray) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(mu, logvar) [gh * gw, Z] of the images ``chosen``, run in batches of equal size."""
+    def _contexts(self, chosen: np.ndarray) -> list[tuple[torch.Tensor, ...]]:
+        """Per image in ``chosen``: (mu, logvar) [cells, Z] of a random crop of its map (at most
+        ``crop`` x ``crop`` cells), and the crop's cell index [cells] in the whole map."""
+        crops = [self._crop(int(index)) for index in chosen]
         by_shape: dict[tuple[int, ...], list[int]] = {}
-        for index in chosen:
-            by_shape.setdefault(tuple(self.data.maps[index].shape), []).append(int(index))
-        found: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        for indices in by_shape.values():
-            mu, logvar = self.context(torch.cat([self.data.maps[i] for i in indices]))
-            for k, index in enumerate(indices):
-                found[index] = (mu[k].flatten(1).T, logvar[k].flatten(1).T)
-        return [found[int(index)] for index in chosen]
+        for k, (window, _) in enumerate(crops):
+            by_shape.setdefault(tuple(window.shape), []).append(k)
+        found: dict[int, tuple[torch.Tensor, ...]] = {}
+        for members in by_shape.values():
+            mu, logvar = self.context(torch.cat([crops[k][0] for k in members]))
+            for row, k in enumerate(members):
+                found[k] = (mu[row].flatten(1).T, logvar[row].flatten(1).T, crops[k][1])
+        return [found[k] for k in range(len(crops))]
+
+    def _crop(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random crop [1, H, ch, cw] of map ``index`` and its cells' flat indices [ch * cw]."""
+        maps = self.data.maps[index]
+        height, width = maps.shape[2:]
+        ch, cw = min(height, self.settings.crop), min(width, self.settings.crop)
+        y = int(self.rng.integers(height - ch + 1))
+        x = int(self.rng.integers(width - cw + 1))
+        rows = torch.arange(y, y + ch, device=self.device)[:, None] * width
+        cells = (rows + torch.arange(x, x + cw, device=self.device)[None]).reshape(-1)
+        return maps[:, :, y : y + ch, x : x + cw], cells
+
+    def _crop_shape(self, index: int) -> tuple[int, int]:
+        height, width = self.data.maps[index].shape[2:]
+        return min(height, self.settings.crop), min(width, self.settings.crop)
 
     def _choose_maps(self) -> np.ndarray:
         count = len(self.data.maps)
         return self.rng.choice(count, min(count, self.settings.batch_maps), replace=False)
 
-    def _seen_batch(self) -> tuple[torch.Tensor, ...]:
-        """Real pre-mix pixels, their rows, and their contextual (mu, logvar), of a few images."""
+    def _seen_batch(self) -> tuple[torch.Tensor, ...] | None:
+        """Real pre-mix pixels, their rows, and their contextual (mu, logvar), of a few images
+        (None when the crops drawn hold no stored pixel)."""
         chosen = self._choose_maps()
         per_image = max(1, self.settings.batch_pixels // len(chosen))
         real, rows, mus, logvars = [], [], [], []
-        for index, (mu, logvar) in zip(chosen, self._contexts(chosen), strict=True):
-            pick = torch.from_numpy(self.rng.integers(0, len(self.data.pixels[index]), per_image))
-            pick = pick.to(self.device)
-            cells = self.data.pixel_cells[index][pick]
+        for index, (mu, logvar, cells) in zip(chosen, self._contexts(chosen), strict=True):
+            where = torch.full(
+                (len(self.data.map_rows[index].reshape(-1)),), -1, device=self.device
+            )
+            where[cells] = torch.arange(len(cells), device=self.device)
+            local = where[self.data.pixel_cells[index]]  # position in the crop, -1 = outside
+            inside = torch.nonzero(local >= 0).squeeze(1)
+            if len(inside) == 0:
+                continue
+            pick = inside[torch.randint(len(inside), (per_image,), device=self.device)]
             real.append(self.data.pixels[index][pick])
             rows.append(self.data.pixel_rows[index][pick])
-            mus.append(mu[cells])
-            logvars.append(logvar[cells])
+            mus.append(mu[local[pick]])
+            logvars.append(logvar[local[pick]])
+        if not real:
+            return None
         return torch.cat(real), torch.cat(rows), torch.cat(mus), torch.cat(logvars)
 
     def seen_step(self) -> float:
         """D/C: GAN + CE on real seen features; G: GAN + MMD + CE; CM: KL + CE. Returns D's loss."""
         s = self.settings
-        real, rows, mu, logvar = self._seen_batch()
+        batch = None
+        for _ in range(4):
+            batch = batch or self._seen_batch()
+        if batch is None:
+            return float("nan")
+        real, rows, mu, logvar = batch
         fake = self.generator(self.data.text[rows], reparameterise(mu, logvar))
         ones, zeros = torch.ones_like(rows, dtype=torch.float32), torch.zeros_like(rows).float()
         loss_d = s.gan * (
@@ -217,9 +248,10 @@ class _Step:
         mu [9, Z], logvar [9, Z]) each."""
         chosen = self._choose_maps()
         found = []
-        for index, (mu, logvar) in zip(chosen, self._contexts(chosen), strict=True):
-            labels = self.data.map_rows[index]
-            height, width = labels.shape
+        for index, (mu, logvar, cells) in zip(chosen, self._contexts(chosen), strict=True):
+            labels = self.data.map_rows[index].reshape(-1)[cells]
+            height, width = self._crop_shape(index)
+            labels = labels.view(height, width)
             if height < 3 or width < 3:
                 continue
             for _ in range(max(1, 2 * count // len(chosen))):
@@ -227,9 +259,9 @@ class _Step:
                 window = labels[y : y + 3, x : x + 3]
                 if (window < 0).any():
                     continue
-                cells = ((torch.arange(3, device=self.device)[:, None] + y) * width
+                local = ((torch.arange(3, device=self.device)[:, None] + y) * width
                          + torch.arange(3, device=self.device)[None] + x).reshape(-1)  # fmt: skip
-                found.append((window.reshape(-1), mu[cells], logvar[cells]))
+                found.append((window.reshape(-1), mu[local], logvar[local]))
         order = self.rng.permutation(len(found))[:count]
         return [found[i] for i in order]
 

@@ -18,7 +18,9 @@ class CaGNetSettings:
     per seen step; ``batch_pixels`` real and ``fake_pixels`` generated pixels per finetuning
     step; ``block_fraction`` of the generated pixels come in coherent 3x3 blocks (BF), the rest
     pixel-wise (PF); ``unseen_weight`` is the sampling weight of an unseen class against 1 for a
-    seen class. Loss weights follow the paper: D/C ``gan`` + ``ce``; G ``gan`` + ``mmd`` x MMD
+    seen class. ``crop`` bounds the grid cells (crop x crop) of each map the contextual module
+    reads per iteration: its context reaches about 17 cells, so larger images cost no more.
+    Loss weights follow the paper: D/C ``gan`` + ``ce``; G ``gan`` + ``mmd`` x MMD
     (RBF bandwidths ``mmd_sigmas``) + ``generator_ce``; contextual module ``kl`` x KL +
     ``context_ce`` x CE; finetuning ``fake_ce`` x CE on generated features.
     """
@@ -31,6 +33,7 @@ class CaGNetSettings:
     steps: int = 300
     warmup: int = 100
     batch_maps: int = 8
+    crop: int = 16
     batch_pixels: int = 1024
     fake_pixels: int = 1024
     block_fraction: float = 0.5

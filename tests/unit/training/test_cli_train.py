@@ -133,3 +133,24 @@ def test_use_switches_the_active_version_without_training(tmp_path: Path, capsys
         assert active_version(project).id == "v0001"
     assert main(["train", str(folder), "--use", "v0009"]) == 1
     assert "no version 'v0009'; versions: v0001" in capsys.readouterr().err
+
+
+def test_generative_is_on_by_default_when_a_class_has_no_labels(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "cli"
+    with build_project(folder, count=6, reviewed=5, size=48) as project:
+        project.add_class("sand")  # typed, never labelled
+    args = ["train", str(folder), "--rounds", "1", "--steps", "20", *TINY]
+    assert main([*args, "--no-generative", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["generative"] is False and plain["unseen"] == ["sand"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "unseen classes (no human labels): sand; generative step on" in out
+    assert "seen mIoU" in out and "unseen mIoU" in out and "hIoU" in out
+    with Project.open(folder, read_only=True) as project:
+        from training import list_versions
+
+        newest = list_versions(project)[-1]
+        sand = next(c.id for c in project.list_classes() if c.name == "sand")
+        assert newest.extra["generative"] and sand in newest.extra["class_ids"]
+        assert sand not in newest.extra["seen_class_ids"]
