@@ -45,6 +45,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         "names (default: on when some class has no labels and CLIP weights are loaded)",
     )  # fmt: skip
     parser.add_argument(
+        "--generative-steps", type=int, default=300, metavar="N",
+        help="iterations of the generative step per round (300)",
+    )  # fmt: skip
+    parser.add_argument(
         "--list", action="store_true", help="do not train: list the versions with their scores"
     )
     parser.add_argument(
@@ -178,11 +182,14 @@ def run(args: argparse.Namespace) -> int:
     from annotator.errors import AnnotatorError
     from annotator.project import Project
     from training import TrainConfig
+    from training.cagnet import CaGNetSettings
 
     try:
+        steps = args.generative_steps
+        cagnet = CaGNetSettings(steps=steps, warmup=max(0, min(steps - 1, steps // 3)))
         config = TrainConfig(
             rounds=args.rounds, holdout=args.holdout, steps=args.steps, device=args.device,
-            generative=args.generative,
+            generative=args.generative, cagnet=cagnet,
         )  # fmt: skip
     except ValueError as error:
         print(f"annotator train: {error}", file=sys.stderr)

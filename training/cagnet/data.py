@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from training.head import PixelHead, grid_extent, sample_clip_features
 from training.samples import balanced_pixels
@@ -52,10 +52,7 @@ def image_maps(
     ys, xs = balanced_pixels(targets, per_class, rng)
     if ys.size == 0:
         return None
-    small = cv2.resize(
-        np.ascontiguousarray(filters.transpose(1, 2, 0)), (grid[1], grid[0]),
-        interpolation=cv2.INTER_AREA,
-    ).reshape(grid[0], grid[1], -1)  # fmt: skip
+    small = F.interpolate(torch.from_numpy(filters)[None], size=grid, mode="area")[0].numpy()
     centre_y = np.minimum(
         ((np.arange(grid[0]) + 0.5) * extent[0] / grid[0]).astype(int), view.size[0] - 1
     )
@@ -63,7 +60,7 @@ def image_maps(
         ((np.arange(grid[1]) + 0.5) * extent[1] / grid[1]).astype(int), view.size[1] - 1
     )
     return ImageMaps(
-        filters=np.ascontiguousarray(small.transpose(2, 0, 1), dtype=np.float32),
+        filters=np.ascontiguousarray(small, dtype=np.float32),
         clip=view.features.astype(np.float16),
         labels=targets[centre_y][:, centre_x].astype(np.int64),
         pixel_filters=np.ascontiguousarray(filters[:, ys, xs].T),

@@ -285,10 +285,10 @@ def fit_generative(
     if not data.images:
         raise ValueError("no labelled images with CLIP features for the generative step")
     missing = tuple(c for c in unseen if c not in head.spec.class_ids)
-    if missing:
-        head.add_classes(missing)
-    head.train()
-    with _grad_mode():
+    with _grad_mode():  # new rows must not be inference tensors (the GUI steps jobs in one)
+        if missing:
+            head.add_classes(missing)
+        head.train()
         step = _Step(head, _prepare(head, data, samples, set(unseen), settings, device),
                      settings, seed, device)  # fmt: skip
     report_every = max(1, min(10, settings.steps // 50))

@@ -49,6 +49,8 @@ class CaGNetSettings:
     fake_ce: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"generative steps must be at least 1, got {self.steps}")
         if not 0 <= self.warmup < self.steps:
             raise ValueError(f"warmup must lie in [0, steps), got {self.warmup}")
         if not 0.0 <= self.block_fraction <= 1.0:

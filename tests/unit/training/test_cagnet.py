@@ -125,3 +125,46 @@ def test_generative_without_clip_weights_says_what_to_do(tmp_path: Path) -> None
     with pytest.raises(TrainingError, match="needs the CLIP text embeddings.*--no-generative"):
         run_job(train(project, None, TrainConfig(generative=True, **FAST)))
     project.close()
+
+
+def test_the_generative_step_runs_when_driven_under_inference_mode(tmp_path: Path) -> None:
+    """The GUI's engine worker steps batch jobs inside torch.inference_mode()."""
+    project, holdout = build_world_project(
+        tmp_path / "w", train=3, holdout=1, unlabelled=0, size=32
+    )
+    segmenter = create_world_segmenter(short_side=32, device="cpu")
+    config = TrainConfig(
+        rounds=1, steps=10, samples_per_class=100, batch_size=256, generative=True,
+        cagnet=CaGNetSettings(steps=6, warmup=2, batch_maps=2, batch_pixels=64, fake_pixels=90),
+    )  # fmt: skip
+    job = train(project, segmenter, config)
+    while True:
+        with torch.inference_mode():
+            try:
+                next(job)
+            except StopIteration as done:
+                result = done.value
+                break
+    assert result.generative and set(result.version.extra["class_ids"]) == {
+        info.id for info in project.list_classes()
+    }
+    project.close()
+
+
+def test_image_maps_average_filters_over_grid_cells_of_any_size() -> None:
+    from training.cagnet.data import image_maps
+    from training.views import PixelView
+
+    rng = np.random.default_rng(0)
+    filters = rng.random((39, 50, 70)).astype(np.float32)  # 39 channels, 50 x 70 pixels
+    targets = np.full((50, 70), -1, np.int64)
+    targets[:, 35:] = 4
+    view = PixelView(np.zeros((50, 70, 3), np.uint8), rng.random((8, 4, 5)).astype(np.float32),
+                     None, ["a"], (50, 70), 16)  # fmt: skip
+    maps = image_maps(view, filters, targets, 10, rng)
+    assert maps.filters.shape == (39, 4, 5) and maps.labels.shape == (4, 5)
+    assert maps.labels[:, :2].tolist() == [[-1, -1]] * 4 and (maps.labels[:, 3:] == 4).all()
+    assert (maps.pixel_labels == 4).all() and len(maps.pixel_labels) == 10
+    view.image = view.image[:48, :60]  # 4 x 5 cells of 12 x 12 pixels
+    even = image_maps(view, filters[:, :48, :60], targets[:48, :60], 10, rng)
+    np.testing.assert_allclose(even.filters[:, 0, 0], filters[:, :12, :12].mean((1, 2)), rtol=1e-5)

@@ -139,7 +139,8 @@ def test_generative_is_on_by_default_when_a_class_has_no_labels(tmp_path: Path, 
     folder = tmp_path / "cli"
     with build_project(folder, count=6, reviewed=5, size=48) as project:
         project.add_class("sand")  # typed, never labelled
-    args = ["train", str(folder), "--rounds", "1", "--steps", "20", *TINY]
+    args = ["train", str(folder), "--rounds", "1", "--steps", "20", "--generative-steps", "40"]
+    args += TINY
     assert main([*args, "--no-generative", "--json"]) == 0
     plain = json.loads(capsys.readouterr().out)
     assert plain["generative"] is False and plain["unseen"] == ["sand"]
