@@ -98,7 +98,8 @@ def test_json_says_why_there_are_no_metrics(tmp_path: Path, capsys) -> None:
     folder = tmp_path / "cli"
     with build_project(folder, count=3, reviewed=1, size=32) as project:
         project.set_status("img000.png", "edited")
-    assert main(["train", str(folder), "--rounds", "1", "--steps", "10", "--json", *TINY]) == 0
+    args = ["train", str(folder), "--rounds", "1", "--steps", "10", "--generative-steps", "20"]
+    assert main([*args, "--json", *TINY]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["holdout_images"] == [] and payload["after"]["miou"] is None
     assert "no labelled image was held out" in payload["note"]
