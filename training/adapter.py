@@ -34,7 +34,9 @@ class TrainedAdapter:
     ``view`` is the engine's ``WorkingView`` (or a :class:`training.views.PixelView`). Classes of
     the view that the head learned (matched by :func:`class_key` against ``class_names``, the
     current project names of the head's class ids) get learned scores; every other class keeps
-    its zero-shot score; the two are fused by :func:`training.fusion.fuse_logits`.
+    its zero-shot score; the two are fused by :func:`training.fusion.fuse_logits`. Rows of classes
+    in ``seen_class_ids`` (human-labelled at training time; default: every row) are calibrated
+    with ``gamma``; rows learned from generated features (CaGNet) or pseudo-labels are not.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class TrainedAdapter:
         version_id: str | None = None,
         filter_cache: FilterCache | None = None,
         patch_size: int | None = None,
+        seen_class_ids: set[int] | None = None,
     ) -> None:
         self.head = head.eval()
         self.class_names = dict(class_names)
@@ -53,6 +56,9 @@ class TrainedAdapter:
         self.fusion = fusion
         self.version_id = version_id
         self.patch_size = patch_size
+        self.seen_class_ids = (
+            set(head.spec.class_ids) if seen_class_ids is None else set(seen_class_ids)
+        )
         self.filter_cache = filter_cache or FilterCache(filter_spec, max_bytes=256 * 2**20)
 
     def learned_positions(self, view_classes: list[str]) -> tuple[list[int], list[int]]:
@@ -109,6 +115,7 @@ class TrainedAdapter:
         if zero_shot is not None and not np.any(zero_shot):
             zero_shot = None
         logits = self.head_logits(view)[rows]
+        seen = [self.head.spec.class_ids[row] in self.seen_class_ids for row in rows]
         return fuse_logits(
-            logits, positions, zero_shot, len(names), self.fusion.lam, self.fusion.gamma
+            logits, positions, zero_shot, len(names), self.fusion.lam, self.fusion.gamma, seen
         )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from training.adapter import FusionSettings
+from training.cagnet.settings import CaGNetSettings
 from training.filters import FilterSpec
 from training.fit import FitSettings
 
@@ -14,7 +15,8 @@ from training.fit import FitSettings
 class TrainConfig:
     """Everything that tunes a retraining run.
 
-    Data: ``holdout`` is the fraction of *reviewed* images held out for evaluation (chosen once
+    Data: ``holdout`` is the fraction of human-labelled images (imported,
+    edited or reviewed) held out for evaluation (chosen once
     per project by a stable hash of the path and remembered), unless ``holdout_images`` names
     them. ``samples_per_class`` caps training pixels per class and image (class-balanced).
     ``working_size`` is the long side images are shrunk to when no engine is loaded.
@@ -26,6 +28,11 @@ class TrainConfig:
     of that class's predicted pixels become pseudo-labels weighted ``pseudo_weight``; at most
     ``pseudo_max_images`` images are used. Fusion: ``fusion_lambda`` and ``calibration_gamma``
     (ZegFormer's lambda and gamma).
+    Generative step (CaGNet, :mod:`training.cagnet`): ``generative`` True/False, or None =
+    automatic: on when some project class has no human labels and CLIP weights are loaded;
+    ``cagnet`` its settings. With it, self-training pseudo-labels only the unseen classes, with
+    the confidence floor ``pseudo_unseen_min_confidence`` (their rows learned from generated
+    features are less sure than rows learned from labels; the top-fraction rule still applies).
     """
 
     rounds: int = 2
@@ -46,9 +53,12 @@ class TrainConfig:
     pseudo_min_confidence: float = 0.8
     pseudo_max_images: int = 50
     pseudo_weight: float = 0.5
+    pseudo_unseen_min_confidence: float = 0.25
     fusion_lambda: float = 2 / 3
     calibration_gamma: float = 0.1
     seed: int = 0
+    generative: bool | None = None
+    cagnet: CaGNetSettings = field(default_factory=CaGNetSettings)
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -60,6 +70,8 @@ class TrainConfig:
                 f"pseudo_top_fraction must lie in (0, 1], got {self.pseudo_top_fraction}"
             )
         self.filter_sigmas = tuple(float(s) for s in self.filter_sigmas)
+        if isinstance(self.cagnet, dict):
+            self.cagnet = CaGNetSettings(**self.cagnet)
         if self.holdout_images is not None:
             self.holdout_images = tuple(self.holdout_images)
 

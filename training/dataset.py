@@ -18,7 +18,7 @@ UNLABELLED_STATUSES = ("new", "proposed")
 
 @dataclass(frozen=True)
 class Split:
-    """Relative paths: ``train`` (human labels), ``holdout`` (reviewed, for scoring),
+    """Relative paths: ``train`` (human labels), ``holdout`` (human labels, for scoring),
     ``unlabelled`` (candidates for pseudo-labels)."""
 
     train: tuple[str, ...]
@@ -31,13 +31,15 @@ def _stable_order(relpath: str) -> bytes:
 
 
 def choose_holdout(project: Any, config: TrainConfig) -> tuple[str, ...]:
-    """Held-out reviewed images: the user's choice, else the remembered set topped up by hash.
+    """Held-out human-labelled images (imported, edited or reviewed): the user's choice, else the
+    remembered set topped up by hash.
 
-    The automatic set holds ``round(holdout * n)`` of the n reviewed images (at least one once
-    two are reviewed). Images once held out stay held out while they are reviewed, so metrics of
-    different versions compare and no held-out image ever leaks into training.
+    The automatic set holds ``round(holdout * n)`` of the n labelled images (at least one once
+    two are labelled). Images once held out stay held out while they keep their labels, so
+    metrics of different versions compare and no held-out image ever leaks into training.
     """
-    reviewed = [r.relpath for r in project.list_images("reviewed", has_labels=True) if not r.error]
+    labelled = project.list_images(LABELLED_STATUSES, has_labels=True)
+    reviewed = [r.relpath for r in labelled if not r.error]
     if config.holdout_images is not None:
         return tuple(p for p in config.holdout_images if p in set(reviewed))
     if config.holdout <= 0 or len(reviewed) < 2:

@@ -100,7 +100,7 @@ def evaluate_active_job(
     relpaths: Sequence[str] | None = None,
     unseen: Sequence[str] | None = None,
 ) -> Job[MetricsReport]:
-    """Score the project's active version (zero-shot if none) on its held-out reviewed images;
+    """Score the project's active version (zero-shot if none) on its held-out labelled images;
     a batch job yielding one Progress per image.
 
     ``relpaths`` overrides the held-out set; ``unseen`` the unseen class names (default: classes
@@ -115,8 +115,8 @@ def evaluate_active_job(
     wanted = list(relpaths) if relpaths is not None else list(choose_holdout(project, config))
     if not wanted:
         raise NotEnoughLabelsError(
-            "No held-out images to score yet: review at least 2 images (one in five reviewed "
-            "images is held out for scoring)."
+            "No held-out images to score yet: label (or import labels for) at least 2 images "
+            "(one in five labelled images is held out for scoring)."
         )
     predictor = active_predictor(project, segmenter, adapter, config)
     return (yield from evaluate_project(project, predictor, wanted, should_stop, unseen))

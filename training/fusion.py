@@ -32,6 +32,7 @@ def fuse_logits(
     num_classes: int,
     lam: float = 2 / 3,
     gamma: float = 0.1,
+    calibrated: list[bool] | None = None,
 ) -> np.ndarray:
     """Fused logits float32 [C, h, w] over the current class list.
 
@@ -39,6 +40,9 @@ def fuse_logits(
     class list, at positions ``learned_positions`` (K ints in ``0..C-1``). ``zero_shot_logits``
     float32 [C, h, w] (None or all equal = no zero-shot information: uniform). The result is the
     log of the fused, calibrated scores, so a softmax over it gives the fused probabilities.
+    ``calibrated`` (K bools, default all True) says which head rows get ``gamma`` subtracted: the
+    seen classes (ZegFormer's calibration against the bias toward seen classes), not the rows a
+    CaGNet head learned for unseen classes from generated features.
     """
     height, width = head_logits.shape[1:]
     if zero_shot_logits is None:
@@ -49,5 +53,8 @@ def fuse_logits(
     seen_mean = zero_shot[learned].mean(axis=0, keepdims=True)
     raw = softmax(head_logits) ** lam * seen_mean ** (1.0 - lam)
     scores = zero_shot.copy()
-    scores[learned] = np.maximum(raw - gamma, _FLOOR * raw)
+    shift = np.full((len(learned), 1, 1), gamma, np.float32)
+    if calibrated is not None:
+        shift[~np.asarray(calibrated, dtype=bool)] = 0.0
+    scores[learned] = np.maximum(raw - shift, _FLOOR * raw)
     return np.log(np.maximum(scores, _FLOOR * _FLOOR)).astype(np.float32)

@@ -12,6 +12,7 @@ from annotator.errors import JobCancelled
 from annotator.metrics import MetricsReport
 from annotator.progress import Progress, ShouldStop, never_stop
 from training.adapter import TrainedAdapter
+from training.cagnet.step import GenerativeStep
 from training.config import TrainConfig
 from training.dataset import Split, class_prompts, load_view, split_project
 from training.errors import ModelVersionError, NotEnoughLabelsError
@@ -21,7 +22,7 @@ from training.fit import SampleSet, fit_head, resolve_device
 from training.fusion import softmax
 from training.head import HeadSpec, PixelHead
 from training.models import activate_version, load_active_adapter, version_store
-from training.report import report_json
+from training.report import headline, report_json
 from training.samples import samples_from_targets, select_pseudo_labels
 from training.versions import ModelVersion
 from training.views import resize_labels
@@ -29,10 +30,13 @@ from training.views import resize_labels
 
 @dataclass
 class TrainResult:
-    """Outcome of :func:`train`: ``version`` (now active) and ``versions`` (one per round),
-    metrics of the previously active model (``metrics_before``) and of ``version``
-    (``metrics_after``) on the same held-out images, every reported loss, the split used and
-    the number of pseudo-labelled pixels per round."""
+    """Outcome of :func:`train`: ``version`` (the best new version) and ``versions`` (one per
+    round), metrics of the previously active model (``metrics_before``; zero-shot when
+    ``previous_id`` is None) and of ``version`` (``metrics_after``) on the same held-out images,
+    every reported loss, the split used, the number of pseudo-labelled pixels per round,
+    ``activated`` (False: ``version`` scored lower than the active model, which stays active),
+    the ``seen``/``unseen`` class names (seen = human-labelled training pixels) and whether the
+    generative step ran."""
 
     version: ModelVersion
     versions: list[ModelVersion]
@@ -41,18 +45,31 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     split: Split | None = None
     pseudo_pixels: list[int] = field(default_factory=list)
+    activated: bool = True
+    previous_id: str | None = None
+    seen: list[str] = field(default_factory=list)
+    unseen: list[str] = field(default_factory=list)
+    generative: bool = False
+
+    @property
+    def active_id(self) -> str | None:
+        """The version proposals use after the job (None: zero-shot only)."""
+        return self.version.id if self.activated else self.previous_id
 
     @property
     def regression_note(self) -> str | None:
-        """A warning when the new version scores a lower held-out mIoU than the model it
-        replaced (the user may want to roll back), else None."""
-        before, after = self.metrics_before.miou, self.metrics_after.miou
+        """When the new version scores lower on the held-out images than the active model: what
+        stays active and how to switch anyway; else None."""
+        label, after = headline(self.metrics_after)
+        _, before = headline(self.metrics_before)
         if before is None or after is None or after >= before:
             return None
+        previous = self.previous_id or "zero-shot only"
         return (
-            f"{self.version.id} scores lower on the held-out images than the model it replaced "
-            f"(mIoU {100 * after:.1f} vs {100 * before:.1f}); switch back if you prefer the "
-            "previous one."
+            f"{self.version.id} scores lower on the held-out images than the active model "
+            f"{previous} ({label} {100 * after:.1f} vs {100 * before:.1f}), so {previous} stays "
+            f"active; select {self.version.id} and click 'Use this version' (or run "
+            f"'annotator train FOLDER --use {self.version.id}') if you prefer it."
         )
 
 
@@ -69,6 +86,7 @@ class _Run:
     names: list[str]
     filter_cache: FilterCache
     rng: np.random.Generator
+    generative: GenerativeStep | None = None
 
     def check(self) -> None:
         if self.should_stop():
@@ -102,6 +120,8 @@ def _collect_human(run: _Run, split: Split) -> Generator[Progress, None, SampleS
         targets = _human_targets(run, relpath, view.size)
         if targets is None:
             continue
+        if run.generative is not None:
+            run.generative.add_image(view, filters, targets)
         parts.append(
             samples_from_targets(
                 view, filters, targets, run.config.samples_per_class, 1.0, run.rng, run.use_clip
@@ -110,7 +130,7 @@ def _collect_human(run: _Run, split: Split) -> Generator[Progress, None, SampleS
         yield Progress(done, len(split.train), f"features of {relpath}", {"phase": "features"})
     if not parts or not len(samples := SampleSet.concatenate(parts)):
         raise NotEnoughLabelsError(
-            "The reviewed images hold no labelled pixels of the project's classes: paint some "
+            "The labelled images hold no labelled pixels of the project's classes: paint some "
             "labels, mark the images reviewed, and retrain."
         )
     return samples
@@ -148,13 +168,14 @@ def _head_for(
     return (yield from job)
 
 
-def _adapter(run: _Run, head: PixelHead) -> TrainedAdapter:
+def _adapter(run: _Run, head: PixelHead, seen: set[int]) -> TrainedAdapter:
     names = {cid: run.names[i] for i, cid in enumerate(run.class_ids)}
     learned = {cid: names[cid] for cid in head.spec.class_ids if cid in names}
     config = run.config
     return TrainedAdapter(
-        head, learned, config.filter_spec, config.fusion, None, run.filter_cache, _patch_size(run)
-    )
+        head, learned, config.filter_spec, config.fusion, None, run.filter_cache,
+        _patch_size(run), seen,
+    )  # fmt: skip
 
 
 def _patch_size(run: _Run) -> int | None:
@@ -162,9 +183,10 @@ def _patch_size(run: _Run) -> int | None:
 
 
 def _pseudo_samples(
-    run: _Run, split: Split, adapter: TrainedAdapter, round_index: int
+    run: _Run, split: Split, adapter: TrainedAdapter, round_index: int, only: set[int] | None
 ) -> Generator[Progress, None, SampleSet]:
-    """Confident predictions of ``adapter`` on unlabelled images, as weighted samples."""
+    """Confident predictions of ``adapter`` on unlabelled images, as weighted samples; only of
+    the class ids in ``only`` when given (CaGNet's self-training: the unseen classes)."""
     config = run.config
     relpaths = split.unlabelled[: config.pseudo_max_images]
     ids = np.asarray(run.class_ids, dtype=np.int64)
@@ -173,10 +195,13 @@ def _pseudo_samples(
         run.check()
         view = run.view(relpath)
         probabilities = softmax(adapter(view))
-        positions, _ = select_pseudo_labels(
-            probabilities, config.pseudo_top_fraction, config.pseudo_min_confidence
+        floor = (
+            config.pseudo_min_confidence if only is None else config.pseudo_unseen_min_confidence
         )
+        positions, _ = select_pseudo_labels(probabilities, config.pseudo_top_fraction, floor)
         targets = np.where(positions >= 0, ids[np.maximum(positions, 0)], -1)
+        if only is not None:
+            targets = np.where(np.isin(targets, list(only)), targets, -1)
         filters = run.filter_cache.get(view.image)
         parts.append(
             samples_from_targets(
@@ -221,10 +246,13 @@ def _engine_json(engine: Any) -> dict[str, Any] | None:
 def _start(project: Any, segmenter: Any, config: TrainConfig, should_stop: ShouldStop) -> _Run:
     class_ids, prompts = class_prompts(project)
     names = {info.id: info.name for info in project.list_classes()}
+    generative = GenerativeStep.create(
+        config.generative, segmenter, class_ids, prompts, config.cagnet, config.seed
+    )
     return _Run(
         project, segmenter, config, should_stop, class_ids, prompts,
         [names[cid] for cid in class_ids], FilterCache(config.filter_spec, 1024 * 2**20),
-        np.random.default_rng(config.seed),
+        np.random.default_rng(config.seed), generative,
     )  # fmt: skip
 
 
@@ -240,12 +268,16 @@ def train(
 ) -> Generator[Progress, None, TrainResult]:
     """Retrain the project's head; a batch job (see :mod:`annotator.progress`).
 
-    Round 1 fits on the human labels of edited/reviewed images (minus the held-out ones); every
-    further round adds confident pseudo-labels of unlabelled images (never stored as labels).
-    Each round is saved as a version with its held-out metrics; the last one is activated when
-    the job finishes. ``segmenter`` (the engine) may be None: filter features only. Progress
-    ``data`` is a dict with ``phase`` ("features", "holdout", "fit", "pseudo-labels") and, while
-    fitting, ``round``, ``step`` and ``loss``. Cancelling (``should_stop``) raises
+    Round 1 fits on the human labels of imported/edited/reviewed images (minus the held-out
+    ones); every further round adds confident pseudo-labels of unlabelled images (never stored
+    as labels). With the generative step (``config.generative``), each round's head then learns
+    the classes without human labels from CaGNet's generated features, and self-training
+    pseudo-labels only those classes. Seen classes are those with human training labels, always.
+    Each round is saved as a version with its held-out metrics; the best one is activated unless
+    it scores lower than the active model (then that one stays active: see ``TrainResult``).
+    ``segmenter`` (the engine) may be None: filter features only. Progress ``data`` is a dict
+    with ``phase`` ("features", "holdout", "evaluate", "fit", "generative", "pseudo-labels")
+    and, while fitting, ``round``, ``step`` and ``loss``. Cancelling (``should_stop``) raises
     :class:`JobCancelled` and leaves the active version unchanged.
     """
     config = config or TrainConfig()
@@ -254,30 +286,62 @@ def train(
     human = yield from _collect_human(run, split)
     holdout = yield from _collect_holdout(run, split)
     seen = {int(c) for c in np.unique(human.labels)}
+    unseen_ids = [c for c in run.class_ids if c not in seen]
+    if not unseen_ids:
+        run.generative = None  # nothing to generate: every class has human labels
+    previous_id = version_store(project).active_id()
     before = _score_previous(project, holdout, run.names, _unseen(run, seen))
     yield Progress(0, config.rounds, "scored the active version", {"phase": "evaluate", "round": 0})
-    samples, versions, losses, pseudo_counts = human, [], [], []
+    samples, versions, scores, losses, pseudo_counts = human, [], [], [], []
     for round_index in range(config.rounds):
         head = yield from _collect_losses(_head_for(run, samples, round_index), losses)
-        adapter = _adapter(run, head)
+        if run.generative is not None:
+            job = run.generative.fit(
+                head, samples, unseen_ids, round_index, run.should_stop,
+                resolve_device(config.device),
+            )  # fmt: skip
+            head = yield from _collect_losses(job, losses)
+        adapter = _adapter(run, head, seen)
         after = score_images(holdout, adapter, run.names, _unseen(run, seen))
         data = {"phase": "evaluate", "round": round_index + 1, "miou": after.miou}
         yield Progress(round_index + 1, config.rounds, f"round {round_index + 1} scored", data)
-        versions.append(_save(run, split, head, before, after, round_index, pseudo_counts))
+        versions.append(
+            _save(run, split, head, (before, after), round_index, pseudo_counts, seen, previous_id)
+        )
+        scores.append(after)
         if round_index + 1 < config.rounds:
-            pseudo = yield from _pseudo_samples(run, split, adapter, round_index + 1)
+            only = set(unseen_ids) if run.generative is not None else None
+            pseudo = yield from _pseudo_samples(run, split, adapter, round_index + 1, only)
             pseudo_counts.append(len(pseudo))
             samples = SampleSet.concatenate([human, pseudo])
     run.check()
+    best = _best_round(scores)
     if getattr(getattr(segmenter, "config", None), "proposer", "dense") == "zegformer":
         from training.zegformer import train_for_version  # ZegFormer's segment decoder
 
         yield from train_for_version(
-            project, segmenter, split, versions[-1].id, config, should_stop
+            project, segmenter, split, versions[best].id, config, should_stop
         )
-    activate_version(project, versions[-1].id)
-    final = version_store(project).get(versions[-1].id)
-    return TrainResult(final, versions[:-1] + [final], before, after, losses, split, pseudo_counts)
+    result = TrainResult(
+        versions[best], versions, before, scores[best], losses, split, pseudo_counts,
+        previous_id=previous_id, seen=[n for n in run.names if n not in _unseen(run, seen)],
+        unseen=_unseen(run, seen), generative=run.generative is not None,
+    )  # fmt: skip
+    result.activated = result.regression_note is None
+    if result.activated:
+        activate_version(project, result.version.id)
+    store = version_store(project)
+    result.version = store.get(result.version.id)
+    result.versions = [store.get(v.id) for v in versions]
+    return result
+
+
+def _best_round(scores: list[MetricsReport]) -> int:
+    """Index of the best-scoring round (headline figure; ties and unscored: the later round)."""
+    values = [headline(report)[1] for report in scores]
+    if any(v is None for v in values):
+        return len(scores) - 1
+    return max(range(len(values)), key=lambda i: (values[i], i))
 
 
 def _score_previous(
@@ -309,19 +373,23 @@ def _save(
     run: _Run,
     split: Split,
     head: PixelHead,
-    before: MetricsReport,
-    after: MetricsReport,
+    scores: tuple[MetricsReport, MetricsReport],
     round_index: int,
     pseudo_counts: list[int],
+    seen: set[int],
+    previous_id: str | None,
 ) -> ModelVersion:
     names = {cid: run.names[i] for i, cid in enumerate(run.class_ids)}
     extra = {
         "class_ids": list(head.spec.class_ids),
+        "seen_class_ids": sorted(c for c in head.spec.class_ids if c in seen),
+        "generative": run.generative is not None,
+        "compared_with": previous_id,
         "filter_sigmas": list(run.config.filter_sigmas),
         "fusion": {"lam": run.config.fusion_lambda, "gamma": run.config.calibration_gamma},
         "round": round_index + 1,
         "patch_size": _patch_size(run),
         "pseudo_pixels": list(pseudo_counts),
     }
-    metrics = {"before": report_json(before), "after": report_json(after)}
+    metrics = {"before": report_json(scores[0]), "after": report_json(scores[1])}
     return version_store(run.project).save(head, names, metrics, _settings(run, split), extra)

@@ -31,18 +31,30 @@ def active_version(project: Any) -> ModelVersion | None:
     return None if active is None else store.get(active)
 
 
+def seen_class_ids(version: ModelVersion) -> set[int]:
+    """Classes that had human labels when ``version`` was trained. Rows the head learned from
+    generated features or pseudo-labels only are not among them (older versions did not record
+    the difference: all their rows count as seen)."""
+    extra = version.extra
+    return {int(c) for c in extra.get("seen_class_ids", extra.get("class_ids", []))}
+
+
 def activate_version(project: Any, version_id: str | None) -> None:
     """Use ``version_id`` for proposals from now on (None: pure zero-shot).
 
-    Also marks the project's classes: ``novel`` is False for classes the version learned and
-    True for the others (the seen/unseen split of GZS3 metrics).
+    A class is seen only when it has human labels: a version marks ``novel`` False for its seen
+    classes (:func:`seen_class_ids`: human-labelled when it was trained) and True for the others,
+    even when its head learned them from pseudo-labels or generated features. Zero-shot only
+    (None) leaves the marks as they are.
     """
     store = version_store(project)
     store.set_active(version_id)
-    learned = set() if version_id is None else set(store.get(version_id).extra.get("class_ids", []))
+    if version_id is None or project.read_only:
+        return
+    seen = seen_class_ids(store.get(version_id))
     for info in project.list_classes():
-        novel = info.id not in learned
-        if info.novel != novel and not project.read_only:
+        novel = info.id not in seen
+        if info.novel != novel:
             project.set_novel(info.id, novel)
 
 
@@ -72,6 +84,7 @@ def adapter_for_version(project: Any, version_id: str) -> TrainedAdapter:
         FusionSettings(**extra["fusion"]),
         version_id=version_id,
         patch_size=extra.get("patch_size"),
+        seen_class_ids=seen_class_ids(version),
     )
     from training.zegformer import attach_segment_model
 

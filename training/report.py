@@ -42,6 +42,13 @@ def comparison_rows(
     return rows
 
 
+def headline(report: MetricsReport | dict[str, Any]) -> tuple[str, float | None]:
+    """The figure versions are compared by: ("hIoU", value) when the held-out images score
+    both seen and unseen classes, else ("mIoU", value); value None when nothing was scored."""
+    hiou = _get(report, "hiou")
+    return ("hIoU", hiou) if hiou is not None else ("mIoU", _get(report, "miou"))
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
 
@@ -63,3 +70,48 @@ def report_json(report: MetricsReport) -> dict[str, Any]:
     data = report.to_dict()
     data.pop("matrix", None)
     return data
+
+
+#: Figures a version listing shows: (label, key of the stored metrics JSON).
+LISTING_FIGURES: tuple[tuple[str, str], ...] = (
+    ("mIoU", "miou"),
+    ("seen", "seen_miou"),
+    ("unseen", "unseen_miou"),
+    ("hIoU", "hiou"),
+)
+
+#: The list entry that stands for "no trained version": proposals from the zero-shot model only.
+ZERO_SHOT_ENTRY = "zero-shot only"
+
+
+def scores_text(metrics: dict[str, Any] | None) -> str:
+    """``"mIoU 61.0  seen 80.1  unseen 42.3  hIoU 55.4"`` from a stored metrics JSON dict
+    (``"-"`` for a figure that was not scored; only ``"no held-out scores"`` when none was)."""
+    if not metrics or metrics.get("miou") is None:
+        return "no held-out scores"
+    return "  ".join(f"{label} {_pct(metrics.get(key))}" for label, key in LISTING_FIGURES)
+
+
+def zero_shot_metrics(versions: list[Any]) -> dict[str, Any] | None:
+    """Stored held-out scores of zero-shot only: the "before" of the newest version that was
+    trained while zero-shot was active (None when no version recorded that)."""
+    for version in reversed(versions):
+        extra = version.extra
+        if "compared_with" in extra and extra["compared_with"] is None:
+            return version.metrics.get("before")
+    return None
+
+
+def version_lines(versions: list[Any]) -> list[str]:
+    """One line per version (oldest first) with its stored scores, then the zero-shot entry;
+    ``(active)`` marks the one proposals use."""
+    lines = []
+    for version in versions:
+        kind = "  generative" if version.extra.get("generative") else ""
+        mark = "  (active)" if version.active else ""
+        round_text = f"round {version.extra.get('round', '?')}"
+        after = version.metrics.get("after")
+        lines.append(f"{version.id}  {round_text}  {scores_text(after)}{kind}{mark}")
+    mark = "" if any(v.active for v in versions) else "  (active)"
+    lines.append(f"{ZERO_SHOT_ENTRY}  {scores_text(zero_shot_metrics(versions))}{mark}")
+    return lines

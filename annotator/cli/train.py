@@ -15,15 +15,15 @@ from annotator.cli._engine_flags import add_engine_arguments, engine_config_from
 from annotator.cli._project_flags import add_sidecar_argument
 
 NAME = "train"
-HELP = "retrain on the project's reviewed labels; print held-out mIoU/hIoU before and after"
+HELP = "retrain on the project's labels; print held-out seen/unseen mIoU and hIoU before and after"
 ENGINE_SETTING = "engine"
 #: Engine flags not remembered: they describe this machine or this run, not the model.
 _NOT_REMEMBERED = frozenset({"device", "threads", "no_download"})
 
 
 NO_HOLDOUT_NOTE = (
-    "note: no reviewed image was held out, so there are no before/after metrics. Imported and "
-    "edited labels train the model; mark images reviewed (in the app: N) to score it."
+    "no labelled image was held out, so there are no before/after metrics: label (or import "
+    "labels for) at least 2 images and keep --holdout above 0 to score the model."
 )
 
 
@@ -32,10 +32,25 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=2, help="1 = human labels only; each "
                         "further round adds self-training pseudo-labels (default 2)")  # fmt: skip
     parser.add_argument(
-        "--holdout", type=float, default=0.2, help="fraction of reviewed images held out (0.2)"
+        "--holdout",
+        type=float,
+        default=0.2,
+        help="fraction of labelled images held out for scoring (0.2)",
     )
     parser.add_argument("--steps", type=int, default=300, help="optimiser steps per round (300)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument(
+        "--generative", action=argparse.BooleanOptionalAction, default=None,
+        help="CaGNet: learn the classes nobody labelled yet from features generated from their "
+        "names (default: on when some class has no labels and CLIP weights are loaded)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--generative-steps", type=int, default=300, metavar="N",
+        help="iterations of the generative step per round (300)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--list", action="store_true", help="do not train: list the versions with their scores"
+    )
     parser.add_argument(
         "--use",
         metavar="VERSION",
@@ -96,7 +111,10 @@ def _train(args: argparse.Namespace, project: Any, config: Any) -> Any:
 
         def show(step: Any) -> None:
             data = step.data if isinstance(step.data, dict) else {}
-            if "loss" in data:
+            if data.get("phase") == "generative":
+                bar.set_description(f"generative round {data['round']}")
+                bar.set_postfix(loss=f"{data['loss']:.3f}")
+            elif "loss" in data:
                 bar.set_description(f"fit round {data['round']}")
                 bar.set_postfix(loss=f"{data['loss']:.3f}")
                 bar.update((data["round"] - 1) * args.steps + data["step"] - bar.n)
@@ -111,45 +129,54 @@ def _print(result: Any, as_json: bool) -> None:
 
     from training.report import format_comparison, report_json
 
+    note = None if result.split.holdout else NO_HOLDOUT_NOTE
     if as_json:
         payload = {
             "version": result.version.id,
+            "active": result.active_id,
+            "activated": result.activated,
             "rounds": [v.id for v in result.versions],
+            "generative": result.generative,
+            "seen": result.seen,
+            "unseen": result.unseen,
             "before": report_json(result.metrics_before),
             "after": report_json(result.metrics_after),
             "pseudo_pixels": result.pseudo_pixels,
             "train_images": list(result.split.train),
             "holdout_images": list(result.split.holdout),
+            "note": note or result.regression_note,
         }
         print(json.dumps(payload, indent=2))
         return
     print(format_comparison(result.metrics_before, result.metrics_after))
-    if not result.split.holdout:
-        print(NO_HOLDOUT_NOTE, file=sys.stderr)
+    if result.unseen:
+        step = "on" if result.generative else "off"
+        print(
+            f"unseen classes (no human labels): {', '.join(result.unseen)}; generative step {step}"
+        )
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     if result.regression_note:
-        print(f"warning: {result.regression_note} ('annotator train FOLDER --use VERSION', "
-              "or --use none for zero-shot)", file=sys.stderr)  # fmt: skip
-    print(
-        f"active version: {result.version.id} (rounds: {', '.join(v.id for v in result.versions)})"
-    )
+        print(f"warning: {result.regression_note}", file=sys.stderr)
+    active = result.active_id or "zero-shot only"
+    print(f"active version: {active} (new: {', '.join(v.id for v in result.versions)})")
 
 
-def _use_version(project: Any, wanted: str) -> int:
-    """Activate ``wanted`` ("none": zero-shot), then list the versions with their metrics."""
+def _use_version(project: Any, wanted: str | None) -> int:
+    """Activate ``wanted`` ("none": zero-shot only; None: change nothing), then list the versions
+    with their stored held-out scores."""
     from training import activate_version, list_versions
+    from training.report import version_lines
 
     known = [v.id for v in list_versions(project)]
-    if wanted != "none" and wanted not in known:
+    if wanted is not None and wanted != "none" and wanted not in known:
         print(f"annotator train: no version {wanted!r}; versions: {', '.join(known) or 'none yet'}",
               file=sys.stderr)  # fmt: skip
         return 1
-    activate_version(project, None if wanted == "none" else wanted)
-    for version in list_versions(project):
-        miou = version.metrics.get("miou") if isinstance(version.metrics, dict) else None
-        score = "-" if miou is None else f"{100 * miou:.1f}"
-        print(f"{version.id}  held-out mIoU {score}{'  (active)' if version.active else ''}")
-    if wanted == "none":
-        print("active: zero-shot (no trained version)")
+    if wanted is not None:
+        activate_version(project, None if wanted == "none" else wanted)
+    for line in version_lines(list_versions(project)):
+        print(line)
     return 0
 
 
@@ -157,17 +184,21 @@ def run(args: argparse.Namespace) -> int:
     from annotator.errors import AnnotatorError
     from annotator.project import Project
     from training import TrainConfig
+    from training.cagnet import CaGNetSettings
 
     try:
+        steps = args.generative_steps
+        cagnet = CaGNetSettings(steps=steps, warmup=max(0, min(steps - 1, steps // 3)))
         config = TrainConfig(
-            rounds=args.rounds, holdout=args.holdout, steps=args.steps, device=args.device
-        )
+            rounds=args.rounds, holdout=args.holdout, steps=args.steps, device=args.device,
+            generative=args.generative, cagnet=cagnet,
+        )  # fmt: skip
     except ValueError as error:
         print(f"annotator train: {error}", file=sys.stderr)
         return 2
     try:
         with Project.open(args.folder, sidecar=args.sidecar) as project:
-            if args.use is not None:
+            if args.use is not None or args.list:
                 return _use_version(project, args.use)
             result = _train(args, project, config)
     except AnnotatorError as error:

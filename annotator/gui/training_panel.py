@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 from annotator.progress import Progress
 
 _ID_ROLE = 0x0100  # Qt.ItemDataRole.UserRole
+_ZERO_SHOT_ID = ""  # item data of the "zero-shot only" entry (no trained version)
 
 
 def _pct(value: float | None) -> str:
@@ -98,7 +99,7 @@ class TrainingPanel(QWidget):
 
     def _build(self) -> None:
         self.retrain_button = QPushButton("Retrain")
-        self.retrain_button.setToolTip("Train on the reviewed images; proposals then use it")
+        self.retrain_button.setToolTip("Train on the labelled images; proposals then use it")
         self.cancel_button = QPushButton("Cancel")
         self.reason = QLabel("")
         self.reason.setWordWrap(True)
@@ -198,8 +199,18 @@ class TrainingPanel(QWidget):
         if self.project is None:
             self.update_state()
             return
-        for version in reversed(list_versions(self.project)):
+        from training.report import ZERO_SHOT_ENTRY, scores_text, zero_shot_metrics
+
+        versions = list_versions(self.project)
+        for version in reversed(versions):
             self.versions.addItem(self._version_item(version))
+        if versions:
+            active = "" if any(v.active for v in versions) else "  (active)"
+            item = QListWidgetItem(
+                f"{ZERO_SHOT_ENTRY}  {scores_text(zero_shot_metrics(versions))}{active}"
+            )
+            item.setData(_ID_ROLE, _ZERO_SHOT_ID)
+            self.versions.addItem(item)
         self.update_state()
 
     @staticmethod
@@ -207,6 +218,7 @@ class TrainingPanel(QWidget):
         after = version.metrics.get("after", {})
         text = (
             f"{version.id}  round {version.extra.get('round', '?')}  mIoU {_pct(after.get('miou'))}"
+            f"  hIoU {_pct(after.get('hiou'))}"
         )
         item = QListWidgetItem(text + ("  (active)" if version.active else ""))
         item.setData(_ID_ROLE, version.id)
@@ -215,21 +227,21 @@ class TrainingPanel(QWidget):
     def reviewed_count(self) -> int:
         if self.project is None:
             return 0
-        return len(self.project.list_images("reviewed", has_labels=True))
+        return len(self.project.list_images(("edited", "reviewed"), has_labels=True))
 
     def selected_version(self) -> str | None:
         item = self.versions.currentItem()
         return None if item is None else item.data(_ID_ROLE)
 
     def use_selected(self) -> None:
-        """Make the selected version the active one."""
+        """Make the selected version (or "zero-shot only") the active one."""
         from training import activate_version
 
         version_id = self.selected_version()
         if self.project is None or version_id is None:
             return
-        activate_version(self.project, version_id)
-        self._changed(version_id, f"Proposals now use {version_id}.")
+        activate_version(self.project, version_id or None)
+        self._changed(version_id or None, f"Proposals now use {version_id or 'zero-shot only'}.")
 
     def roll_back(self) -> None:
         """Activate the version before the active one (or zero-shot when there is none)."""
@@ -267,7 +279,7 @@ class TrainingPanel(QWidget):
         self.reason.setText("" if running else reason)
         self.reason.setVisible(bool(reason) and not running)
         self.cancel_button.setEnabled(running)
-        has_versions = self.versions.count() > 0
+        has_versions = self.versions.count() > 1  # besides the "zero-shot only" entry
         self.use_button.setEnabled(not running and has_versions)
         self.rollback_button.setEnabled(not running and has_versions)
 
@@ -371,8 +383,11 @@ class TrainingPanel(QWidget):
             self.refresh()
             return
         self.show_metrics(result.metrics_before, result.metrics_after)
-        note = f" Note: {result.regression_note}" if result.regression_note else ""
-        self._changed(result.version.id, f"{result.version.id} is now active.{note}")
+        if not result.activated:  # scored lower: the better, active model stays
+            self.status.setText(result.regression_note)
+            self.refresh()
+            return
+        self._changed(result.version.id, f"{result.version.id} is now active.")
 
     def on_failed(self, message: str) -> None:
         self.status.setText(f"Retraining stopped: {message}")

@@ -48,21 +48,34 @@ def test_retrain_shows_loss_curve_metrics_and_new_version(qtbot, panel, project)
     before = float(panel.table.item(rows["mIoU"], 1).text())
     after = float(panel.table.item(rows["mIoU"], 2).text())
     assert after > before + 30  # percent
-    assert panel.versions.count() == 1 and "(active)" in panel.versions.item(0).text()
+    assert panel.versions.count() == 2 and "(active)" in panel.versions.item(0).text()
+    assert panel.versions.item(1).text().startswith("zero-shot only  mIoU")
     assert panel.retrain_button.isEnabled() and panel.rollback_button.isEnabled()
 
 
-def test_use_version_and_roll_back_change_the_active_version(qtbot, panel, project) -> None:
+def test_a_worse_version_stays_inactive_until_the_user_switches(qtbot, panel, project) -> None:
     _retrain(qtbot, panel)
-    panel.config = TrainConfig(rounds=1, steps=30, seed=3, samples_per_class=400, batch_size=512)
-    assert _retrain(qtbot, panel) == "v0002"
-    with qtbot.waitSignal(panel.version_changed) as changed:
-        panel.rollback_button.click()
-    assert changed.args == ["v0001"] and active_version(project).id == "v0001"
+    panel.config = TrainConfig(rounds=1, steps=3, seed=3, samples_per_class=400, batch_size=512)
+    panel.start(None)  # 3 steps: far worse than v0001 on the held-out images
+    qtbot.waitUntil(lambda: panel.worker is None, timeout=120_000)
+    assert "v0002 scores lower" in panel.status.text()
+    assert "v0001 stays active" in panel.status.text() and active_version(project).id == "v0001"
+    texts = [panel.versions.item(r).text() for r in range(panel.versions.count())]
+    assert texts[0].startswith("v0002") and "(active)" not in texts[0]
+    assert texts[1].startswith("v0001") and texts[1].endswith("(active)")
     panel.versions.setCurrentRow(0)  # newest first: v0002
     with qtbot.waitSignal(panel.version_changed) as changed:
         panel.use_button.click()
     assert changed.args == ["v0002"] and active_version(project).id == "v0002"
+    with qtbot.waitSignal(panel.version_changed) as changed:
+        panel.rollback_button.click()
+    assert changed.args == ["v0001"] and active_version(project).id == "v0001"
+    panel.versions.setCurrentRow(2)  # "zero-shot only"
+    with qtbot.waitSignal(panel.version_changed) as changed:
+        panel.use_button.click()
+    assert changed.args == [None] and active_version(project) is None
+    assert panel.versions.item(2).text().endswith("(active)")
+    assert "Proposals now use zero-shot only" in panel.status.text()
 
 
 def test_cancel_keeps_the_previous_version(qtbot, panel, project) -> None:

@@ -106,9 +106,12 @@ def test_rollback_restores_proposals_exactly(labelled_project, tiny_segmenter) -
     zero_shot = _proposal(tiny_segmenter, labelled_project, relpath)
     run_job(train(labelled_project, tiny_segmenter, TrainConfig(rounds=1, **FAST)))
     first = _proposal(tiny_segmenter, labelled_project, relpath)
-    run_job(
+    result = run_job(
         train(labelled_project, tiny_segmenter, TrainConfig(rounds=1, seed=9, hidden=32, **FAST))
     )
+    if not result.activated:  # it scored lower, so v0001 stayed active: the user switches
+        assert "v0001 stays active" in result.regression_note
+        activate_version(labelled_project, "v0002")
     second = _proposal(tiny_segmenter, labelled_project, relpath)
     assert not np.array_equal(first, second)
     assert rollback(labelled_project).id == "v0001"
