@@ -226,9 +226,15 @@ class GroupsPanel(QWidget):
         """Run ``function(*args)`` in a superqt worker; ``done(result)`` on the GUI thread."""
         from superqt.utils import create_worker
 
-        worker = create_worker(function, *args, _start_thread=False)
-        worker.returned.connect(done)
-        worker.errored.connect(lambda error: self.status.setText(f"Failed: {error}"))
+        # The panel shows the error; without _ignore_errors superqt also re-raises it in the event
+        # loop. A worker still reading a project that was closed meanwhile (another folder was
+        # opened, the window closed) reports to nobody.
+        project = self.project
+        worker = create_worker(function, *args, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda result: done(result) if self.project is project else None)
+        worker.errored.connect(
+            lambda error: self.status.setText(f"Failed: {error}") if self.project is project else None
+        )
         worker.finished.connect(self._worker_done)
         self.worker = worker
         self._update_buttons()
