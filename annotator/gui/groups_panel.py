@@ -305,6 +305,9 @@ def install_groups_dock(window: Any) -> GroupsPanel:
     neighbour = window.findChild(QDockWidget, "Retrain") or window.findChild(QDockWidget, "Classes")
     if neighbour is not None:
         window.tabifyDockWidget(neighbour, dock)
+    classes = window.findChild(QDockWidget, "Classes")
+    if classes is not None:  # a new user starts by typing class names, not on the last tab
+        classes.raise_()
     workspace = window.workspace
 
     def start() -> None:

@@ -31,6 +31,17 @@ def _type_classes(qtbot, window, text: str) -> None:
     qtbot.keyClick(window.classes.entry, Qt.Key.Key_Return)
 
 
+def test_the_class_box_is_the_visible_tab_when_the_app_opens(
+    qtbot, image_folder: Path, planted
+) -> None:
+    window = open_window(qtbot, image_folder)
+    # Classes, Retrain and Groups share one dock area: the user starts on Classes.
+    qtbot.waitUntil(lambda: not window.classes.entry.visibleRegion().isEmpty(), timeout=TIMEOUT)
+    assert window.groups_panel.visibleRegion().isEmpty()
+    assert window.training.visibleRegion().isEmpty()
+    window.close()
+
+
 def test_commas_separate_classes_and_semicolons_synonyms(
     qtbot, image_folder: Path, planted
 ) -> None:
