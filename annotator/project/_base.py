@@ -3,6 +3,7 @@ mutex, transactions (with periodic WAL checkpoints), typed SQLite errors and saf
 
 from __future__ import annotations
 
+import abc
 import errno
 import logging
 import threading
@@ -32,7 +33,7 @@ CHECKPOINT_EVERY_S = 10.0
 CHECKPOINT_EVERY_COMMITS = 200
 
 
-class ProjectBase:
+class ProjectBase(abc.ABC):
     """State and plumbing shared by the parts of :class:`Project` (not used on its own)."""
 
     def __init__(self, root: Path, sidecar: Path, read_only: bool) -> None:
@@ -103,8 +104,9 @@ class ProjectBase:
             labels, proposal in rows
         ]  # fmt: skip
 
+    @abc.abstractmethod
     def _record_size(self, relpath: str) -> tuple[int, int]:
-        raise NotImplementedError  # Project
+        """``(width, height)`` of ``relpath``, read from the header on first use (``Project``)."""
 
     def image_path(self, relpath: str) -> Path:
         """Absolute path of an image file (``relpath`` must be a plain relative path)."""

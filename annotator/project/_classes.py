@@ -8,6 +8,7 @@ lost (an older or rebuilt ``project.db``) is restored with its old id from the l
 
 from __future__ import annotations
 
+import abc
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -158,8 +159,9 @@ class ClassOps(ProjectBase):
         self._luts.clear()
         self._rewrite_maps_with(class_id)  # fmt: skip
 
+    @abc.abstractmethod
     def _rewrite_maps_with(self, class_id: int) -> None:
-        raise NotImplementedError  # LabelMaps
+        """Rewrite every stored map that holds ``class_id`` through the alias table (``LabelMaps``)."""
 
 
 def _insert_class(
