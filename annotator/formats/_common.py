@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -80,6 +80,15 @@ class TransferReport:
 def check_stop(should_stop: ShouldStop) -> None:
     if should_stop():
         raise JobCancelled("Stopped by the user; files already written are complete.")
+
+
+def list_json_sources(source: Path) -> list[Path]:
+    """``source`` itself when it is a file, else every ``*.json`` under it in path order; a
+    missing ``source`` raises :class:`FormatError` (the user's path is wrong)."""
+    source = Path(source)
+    if not source.exists():
+        raise FormatError(f"{source} does not exist")
+    return [source] if source.is_file() else sorted(source.rglob("*.json"))
 
 
 def select_images(project: Project, options: ExportOptions) -> list[ImageRecord]:

@@ -26,6 +26,7 @@ from annotator.formats._common import (
     check_stop,
     fill_class_id,
     import_status,
+    list_json_sources,
     resolve_classes,
     store_imported,
 )
@@ -100,9 +101,7 @@ def import_isat(
 ) -> Job[TransferReport]:
     """Import every ISAT ``*.json`` under ``source`` (a folder or one file) as human labels."""
     source = Path(source)
-    if not source.exists():
-        raise FormatError(f"{source} does not exist")
-    files = [source] if source.is_file() else sorted(source.rglob("*.json"))
+    files = list_json_sources(source)
     matcher, report = ImageMatcher(project), TransferReport()
     fill_id = fill_class_id(project, options)
     for done, path in enumerate(files):

@@ -28,6 +28,7 @@ from annotator.formats._common import (
     check_stop,
     fill_class_id,
     import_status,
+    list_json_sources,
     resolve_classes_with_metadata,
     store_imported,
 )
@@ -175,9 +176,7 @@ def import_labelme(
 ) -> Job[TransferReport]:
     """Import every labelme ``*.json`` under ``source`` (a folder or one file)."""
     source = Path(source)
-    if not source.exists():
-        raise FormatError(f"{source} does not exist")
-    files = [source] if source.is_file() else sorted(source.rglob("*.json"))
+    files = list_json_sources(source)
     importer = _Importer(project, source, options)
     for done, path in enumerate(files):
         check_stop(should_stop)
