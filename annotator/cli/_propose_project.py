@@ -27,6 +27,8 @@ class ProjectProposeReport:
     written: list[Path] = field(default_factory=list)
     stored: list[str] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: int = 0
+    restarted: bool = False
 
 
 def classes_document(classes: Sequence[Any]) -> dict:
@@ -86,44 +88,118 @@ def default_items(project: Any) -> list[tuple[Path, Path]]:
 
 def propose_project_files(
     project: Any, segmenter: Any, adapter: Any, items: Sequence[tuple[Path, Path]],
-    out_dir: Path | None, into_project: bool, should_stop: Any = None,
+    out_dir: Path | None, into_project: bool, should_stop: Any = None, use_memory: bool = True,
 ) -> Any:  # fmt: skip
     """Batch job: propose ``items`` with the project's classes; yields Progress, returns a
-    :class:`ProjectProposeReport`. Writes ``out_dir`` PNGs + ``classes.json`` when given."""
+    :class:`ProjectProposeReport`. Writes ``out_dir`` PNGs + ``classes.json`` when given
+    (resuming what a run with the same settings wrote there: :mod:`annotator.engine.resume`)."""
+    from annotator.engine.resume import local_outcomes
+
+    prompts = [c.prompt for c in project.list_classes()]
+
+    def compute(path: Path) -> Any:
+        return propose_project_file(segmenter, adapter, prompts, path)
+
+    return write_project_proposals(
+        project, local_outcomes(compute), segmenter.config, items, out_dir, into_project,
+        should_stop, use_memory,
+    )  # fmt: skip
+
+
+def propose_project_file(segmenter: Any, adapter: Any, prompts: Sequence[str], path: Path) -> Any:
+    """``(indices [H, W], mean confidence)`` of one image, or ``Failed`` when unreadable."""
+    from annotator.engine.resume import Failed
+    from annotator.errors import ImageReadError
+
+    try:
+        return _propose(segmenter, adapter, prompts, path)
+    except ImageReadError as error:
+        return Failed(error.reason)
+
+
+def write_project_proposals(
+    project: Any, outcomes: Any, config: Any, items: Sequence[tuple[Path, Path]],
+    out_dir: Path | None, into_project: bool, should_stop: Any = None, use_memory: bool = True,
+) -> Any:  # fmt: skip
+    """Store/write the outcomes ``outcomes`` computes (here or on workers) for ``items``, in
+    order, as :func:`propose_project_files` does; yields Progress, returns the report."""
     from annotator.engine.batch import output_path, save_label_png
-    from annotator.errors import ImageReadError, JobCancelled
-    from annotator.progress import Progress
+    from annotator.engine.resume import ResumeState, write_atomically, write_in_order
+    from annotator.progress import never_stop
 
     classes = project.list_classes()
     colours = [tuple(c.color) for c in classes]
-    report, taken = ProjectProposeReport(), set()
-    for done, (path, relative) in enumerate(items):
-        if should_stop is not None and should_stop():
-            raise JobCancelled(f"Stopped after {done} of {len(items)} images")
-        relpath = project_relpath(project, path) if into_project else None
-        try:
-            indices, confidence = _propose(project, segmenter, adapter, classes, path)
-        except ImageReadError as error:
-            report.failed.append((path, error.reason))
-        else:
-            if out_dir is not None:
-                target = output_path(out_dir, relative, taken)
-                save_label_png(target, _unlabel(indices, len(classes), 255), colours)
-                report.written.append(target)
-            if relpath is not None:
-                _store(project, relpath, indices, classes, confidence)
-                report.stored.append(relpath)
-            elif into_project:
-                report.failed.append((path, "not an image of the project; not stored"))
-        yield Progress(done + 1, len(items), str(relative))
+    report = ProjectProposeReport()
+    state = None
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "classes.json").write_text(json.dumps(classes_document(classes), indent=1))
+        settings = project_settings(project, config, use_memory)
+        state = ResumeState.open(out_dir, settings)
+        report.restarted = state.restarted
+
+    def write(path: Path, relative: Path, outcome: Any, taken: set[Path]) -> Path | None:
+        indices, confidence = outcome
+        relpath = project_relpath(project, path) if into_project else None
+        if relpath is not None:  # stored before the PNG: a journaled PNG means stored too
+            _store(project, relpath, indices, classes, confidence)
+            report.stored.append(relpath)
+        elif into_project:
+            report.failed.append((path, "not an image of the project; not stored"))
+        if out_dir is None:
+            return None
+        target = output_path(out_dir, relative, taken)
+        save_label_png(target, _unlabel(indices, len(classes), 255), colours)
+        report.written.append(target)
+        return target
+
+    job = write_in_order(items, outcomes, write, state, should_stop or never_stop, report.failed)
+    report.skipped = (yield from job).skipped
+    if out_dir is not None:
+        document = json.dumps(classes_document(classes), indent=1).encode()
+        write_atomically(out_dir / "classes.json", document)
     return report
 
 
+def project_settings(project: Any, config: Any, use_memory: bool) -> dict:
+    """The settings fingerprinted for resuming a project run's output folder: engine config,
+    classes (ids, names, prompts, colours), the active trained version and the class memory."""
+    from annotator.engine.resume import config_settings
+
+    return {
+        "kind": "project",
+        "engine": config_settings(config),
+        "classes": classes_document(project.list_classes()),
+        "prompts": [c.prompt for c in project.list_classes()],
+        "version": _active_version(project),
+        "memory": _memory_digest(project) if use_memory else None,
+    }
+
+
+def _active_version(project: Any) -> Any:
+    try:
+        from training.models import version_store
+    except ImportError:
+        return None
+    return version_store(project).active_id()
+
+
+def _memory_digest(project: Any) -> str | None:
+    """SHA-256 over the class memory's files (None without a memory)."""
+    import hashlib
+
+    from annotator.engine.memory import memory_folder
+
+    folder = memory_folder(project)
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _propose(
-    project: Any, segmenter: Any, adapter: Any, classes: Sequence[Any], path: Path
+    segmenter: Any, adapter: Any, prompts: Sequence[str], path: Path
 ) -> tuple[np.ndarray, float]:
     from annotator.errors import ImageReadError
     from annotator.imageio import is_image_file, load_image
@@ -131,7 +207,7 @@ def _propose(
     if not is_image_file(path):
         raise ImageReadError(path, "not an image file name (.jpg, .png, .tif, ...)")
     segmenter.set_image(load_image(path))
-    proposal = segmenter.predict([c.prompt for c in classes], adapter=adapter)
+    proposal = segmenter.predict(list(prompts), adapter=adapter)
     return proposal.label_map, float(proposal.mean_confidence)
 
 
@@ -177,13 +253,18 @@ def _propose_into(args: argparse.Namespace, project: Any) -> ProjectProposeRepor
     if not items:
         print("annotator propose: no image to propose", file=sys.stderr)
         return None
+    if getattr(args, "ray", None) is not None:
+        from annotator.cluster.ray_propose import project_job_from_args
+
+        return drain(project_job_from_args(args, project, items, output_folder(args)), "propose")
     segmenter = create_memory_segmenter(args, project)
     adapter = project_adapter(project, segmenter, use_memory=not args.no_memory)
     if not segmenter.available and adapter is None:
         raise segmenter.weights_error
     job = propose_project_files(
-        project, segmenter, adapter, items, output_folder(args), args.into_project
-    )
+        project, segmenter, adapter, items, output_folder(args), args.into_project,
+        use_memory=not args.no_memory,
+    )  # fmt: skip
     return drain(job, "propose")
 
 
@@ -195,10 +276,13 @@ def output_folder(args: argparse.Namespace) -> Path | None:
 
 
 def _summarise(report: ProjectProposeReport, args: argparse.Namespace) -> int:
+    from annotator.cli.propose import print_resume_note
+
+    print_resume_note(report, output_folder(args))
     if report.written:
         print(f"wrote {len(report.written)} label maps and classes.json to {output_folder(args)}")
     if args.into_project:
         print(f"stored {len(report.stored)} proposals in the project {args.project}")
     for path, reason in report.failed:
         print(f"  {path}: {reason}", file=sys.stderr)
-    return 0 if report.written or report.stored else 1
+    return 0 if report.written or report.stored or report.skipped else 1

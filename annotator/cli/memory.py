@@ -40,13 +40,18 @@ def register(parser: argparse.ArgumentParser) -> None:
 def create_memory_segmenter(args: argparse.Namespace, project: Any) -> Any:
     """The engine the project's flags describe (given flags, else the remembered ones, else the
     defaults); its ``available`` is False when the CLIP weights are missing."""
-    from annotator.cli._engine_flags import engine_config_from_args
-    from annotator.cli.train import ENGINE_SETTING, resolve_engine_args
     from annotator.engine import create_segmenter
 
+    return create_segmenter(memory_engine_config(args, project), allow_missing_weights=True)
+
+
+def memory_engine_config(args: argparse.Namespace, project: Any) -> Any:
+    """The ``EngineConfig`` of :func:`create_memory_segmenter` (without loading the model)."""
+    from annotator.cli._engine_flags import engine_config_from_args
+    from annotator.cli.train import ENGINE_SETTING, resolve_engine_args
+
     chosen = resolve_engine_args(args, project.get_setting(ENGINE_SETTING))
-    config = engine_config_from_args(argparse.Namespace(**{**vars(args), **chosen}))
-    return create_segmenter(config, allow_missing_weights=True)
+    return engine_config_from_args(argparse.Namespace(**{**vars(args), **chosen}))
 
 
 def default_engine_args() -> argparse.Namespace:

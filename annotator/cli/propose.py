@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from annotator.cli._engine_flags import add_engine_arguments, engine_config_from_args
 from annotator.cli._project_flags import add_sidecar_argument
+from annotator.cli._ray_flags import add_ray_arguments, check_ray_arguments
 
 if TYPE_CHECKING:
     from annotator.engine.batch import ProposeReport
@@ -36,6 +37,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "pixel) and segments/<image>.json (per-segment class scores)",
     )
     add_engine_arguments(parser)
+    add_ray_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -65,14 +67,15 @@ def parse_classes(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from annotator.engine.batch import collect_inputs, propose_files
-    from annotator.engine.segmenter import create_segmenter
+    from annotator.engine.batch import collect_inputs
     from annotator.errors import AnnotatorError
 
     if args.project and args.classes:
         print("annotator propose: --project uses the project's classes; drop --classes",
               file=sys.stderr)  # fmt: skip
         return 2
+    if (refused := check_ray_arguments(args)) is not None:
+        return refused
     if args.project:
         from annotator.cli._propose_project import run_with_project
 
@@ -93,17 +96,32 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         print("annotator propose: no image files found in the given paths", file=sys.stderr)
         return 1
+    out = args.out or "proposals"
     try:
-        segmenter = create_segmenter(engine_config_from_args(args), progress=_download_bar())
-        out = args.out or "proposals"
-        report = _drain(
-            propose_files(segmenter, items, classes, out, write_segments=args.write_segments),
-            len(items),
-        )
+        report = _drain(_files_job(args, items, classes, out), len(items))
     except AnnotatorError as error:
         print(f"annotator propose: {error}", file=sys.stderr)
         return 1
     return _summarise(report, out)
+
+
+def _files_job(
+    args: argparse.Namespace, items: list, classes: list[str], out: str
+) -> Job[ProposeReport]:
+    """The propose job: on Ray workers with ``--ray``, else in this process."""
+    from annotator.engine.batch import propose_files
+    from annotator.engine.segmenter import create_segmenter
+
+    config = engine_config_from_args(args)
+    if args.ray is not None:
+        from annotator.cluster.ray_propose import propose_files_on_ray
+
+        return propose_files_on_ray(
+            config, items, classes, out, address=args.ray, workers=args.workers,
+            write_segments=args.write_segments,
+        )  # fmt: skip
+    segmenter = create_segmenter(config, progress=_download_bar())
+    return propose_files(segmenter, items, classes, out, write_segments=args.write_segments)
 
 
 def _download_bar() -> Callable[[Progress], None]:
@@ -128,10 +146,21 @@ def _drain(job: Job[ProposeReport], total: int) -> ProposeReport:
         return run_job(job, lambda step: bar.update(step.done - bar.n))
 
 
+def print_resume_note(report: object, out: object) -> None:
+    """Say on stderr what resuming an output folder did (skipped images, or a restart)."""
+    if getattr(report, "restarted", False):
+        print(f"note: {out} held proposals made with other settings; proposed every image again",
+              file=sys.stderr)  # fmt: skip
+    if getattr(report, "skipped", 0):
+        print(f"skipped {report.skipped} image(s) already proposed in {out} with the same settings",
+              file=sys.stderr)  # fmt: skip
+
+
 def _summarise(report: ProposeReport, out: str) -> int:
+    print_resume_note(report, out)
     print(f"wrote {len(report.written)} label maps and classes.json to {out}")
     if report.failed:
         print(f"{len(report.failed)} file(s) could not be read:", file=sys.stderr)
         for path, reason in report.failed:
             print(f"  {path}: {reason}", file=sys.stderr)
-    return 0 if report.written else 1
+    return 0 if report.written or report.skipped else 1
