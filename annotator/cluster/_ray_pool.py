@@ -25,8 +25,9 @@ INSTALL_HINT = "pip install 'annotator[cluster]'"
 #: as a crashed or preempted node would. Unset, or naming no file, it does nothing.
 KILL_ONCE_ENV = "ANNOTATOR_FAULT_KILL_WORKER_ONCE"
 
-#: Environment variables handed to every worker (caches, config, offline switches), so workers on
-#: a cluster started elsewhere see the same weights cache as the driver.
+#: Environment variables handed to every worker of a cluster started elsewhere (caches, config,
+#: offline switches), so they see the same weights cache as the driver. A local Ray inherits the
+#: environment of the process that started it.
 _FORWARDED_ENV = ("ANNOTATOR_", "HF_", "TORCH_HOME", "XDG_CACHE_HOME", KILL_ONCE_ENV)
 
 #: Ray restarts a dead worker and reruns its task this many times before the pool gives up on it.
@@ -129,9 +130,13 @@ def _connect(ray: ModuleType, address: str) -> None:
         ) from error
 
 
-def worker_options(ray: ModuleType, workers: int | None) -> tuple[int, dict]:
+def worker_options(
+    ray: ModuleType, workers: int | None, forward_env: bool = True
+) -> tuple[int, dict]:
     """``(count, actor options)``: by default one worker per GPU of the cluster (a GPU each),
-    else one per 4 CPUs (at least one); CPUs and GPUs are shared out evenly among them."""
+    else one per 4 CPUs (at least one); CPUs and GPUs are shared out evenly among them.
+    ``forward_env``: hand the driver's cache/config variables to the workers (a cluster started
+    elsewhere); a local Ray already has the driver's environment (and starts workers faster)."""
     resources = ray.cluster_resources()
     gpus, cpus = float(resources.get("GPU", 0)), float(resources.get("CPU", 1))
     count = workers or (int(gpus) if gpus >= 1 else max(1, int(cpus) // 4))
@@ -140,8 +145,9 @@ def worker_options(ray: ModuleType, workers: int | None) -> tuple[int, dict]:
         "num_gpus": min(1.0, gpus / count) if gpus else 0,
         "max_restarts": MAX_RETRIES,
         "max_task_retries": MAX_RETRIES,
-        "runtime_env": {"env_vars": _forwarded_env()},
     }
+    if forward_env:
+        options["runtime_env"] = {"env_vars": _forwarded_env()}
     return count, options
 
 
@@ -154,9 +160,11 @@ def _forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED_ENV)}
 
 
-def start_workers(ray: ModuleType, spec: WorkerSpec, workers: int | None) -> list[Any]:
+def start_workers(
+    ray: ModuleType, spec: WorkerSpec, workers: int | None, forward_env: bool = True
+) -> list[Any]:
     """Start the actors (each builds its segmenter from ``spec`` once)."""
-    count, options = worker_options(ray, workers)
+    count, options = worker_options(ray, workers, forward_env)
     actor = ray.remote(ProposeWorker).options(**options)
     return [actor.remote(spec) for _ in range(count)]
 
@@ -246,7 +254,7 @@ def ray_outcomes(spec: WorkerSpec, address: str, workers: int | None) -> Callabl
         if not pending:
             return
         with ray_session(address) as ray:
-            actors = start_workers(ray, spec, workers)
+            actors = start_workers(ray, spec, workers, forward_env=address != "local")
             try:
                 yield from stream_outcomes(ray, actors, pending)
             finally:
