@@ -40,6 +40,11 @@ def check_ray_arguments(args: argparse.Namespace) -> int | None:
         return 2
     if args.ray is None:
         return None
+    if args.ray not in ("local", "auto") and ":" not in args.ray:
+        print(f"annotator propose: --ray takes local, auto or a cluster address (HOST:PORT, "
+              f"ray://HOST:PORT), not {args.ray!r}; to give image PATHs after it, write "
+              f"--ray local PATH...", file=sys.stderr)  # fmt: skip
+        return 2
     from annotator.cluster.ray_propose import INSTALL_HINT, ray_available
 
     if not ray_available():

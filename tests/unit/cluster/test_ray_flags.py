@@ -37,6 +37,11 @@ def test_the_api_raises_a_typed_error_without_ray(no_ray) -> None:  # noqa: ANN0
         require_ray()
 
 
+def test_a_path_after_a_bare_ray_flag_is_not_taken_for_an_address(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    assert main(["propose", "--classes", "cat", "--ray", str(tmp_path)]) == 2
+    assert "write --ray local PATH" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [(["--workers", "2"], "--workers needs --ray"), (["--ray", "--workers", "0"], "at least 1")],
