@@ -147,7 +147,9 @@ def _stored(root: Path) -> dict[str, tuple[bytes, float, str]]:
         }  # fmt: skip
 
 
-def test_project_into_project_on_ray_matches_one_process(local_ray, odd, tmp_path: Path) -> None:  # noqa: ANN001
+def test_project_into_project_on_ray_matches_one_process(
+    local_ray, odd, tmp_path: Path, capsys
+) -> None:  # noqa: ANN001
     images, _ = odd
     one, many = _project(tmp_path / "one", images), _project(tmp_path / "many", images)
     flags = ["--into-project", *TINY_FLAGS]
@@ -160,3 +162,6 @@ def test_project_into_project_on_ray_matches_one_process(local_ray, odd, tmp_pat
     assert folder_bytes(tmp_path / "o2") == folder_bytes(tmp_path / "o1")
     table = json.loads((tmp_path / "o2" / "classes.json").read_text())
     assert [c["name"] for c in table["classes"]] == ["grass", "cat", "sky"]
+    capsys.readouterr()
+    assert main(["propose", "--project", str(one), "--out", str(tmp_path / "o1"), *flags]) == 0
+    assert "skipped 9 image(s) already proposed" in capsys.readouterr().err  # nothing redone
