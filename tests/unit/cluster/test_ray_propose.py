@@ -18,7 +18,7 @@ from annotator.cli import main
 from annotator.engine.batch import collect_inputs, propose_files
 from annotator.engine.segmenter import create_segmenter
 from annotator.progress import run_job
-from tests.unit.cluster.helpers import (
+from tests.unit.cluster.odd_images import (
     CLASSES,
     TINY_FLAGS,
     folder_bytes,

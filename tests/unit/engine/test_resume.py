@@ -14,7 +14,7 @@ from annotator.engine.resume import FINGERPRINT_FILE, JOURNAL_FILE, png_is_compl
 from annotator.engine.segmenter import create_segmenter
 from annotator.errors import JobCancelled
 from annotator.progress import run_job
-from tests.unit.cluster.helpers import CLASSES, folder_bytes, odd_folder, tiny_config
+from tests.unit.cluster.odd_images import CLASSES, folder_bytes, odd_folder, tiny_config
 
 
 @pytest.fixture(scope="module")
