@@ -277,11 +277,24 @@ def run_rank(
         print(f"{where}: cancelled; the previous version stays active.", file=sys.stderr)
         return 130
     except Exception as error:  # any failure must end this rank with a message, never hang
-        traceback.print_exc()
-        print(f"{where}: failed: {type(error).__name__}: {error}", file=sys.stderr)
+        if _peer_lost(error):
+            print(f"{where}: stopped: another training process ended ({error})", file=sys.stderr)
+        else:
+            traceback.print_exc()
+            print(f"{where}: failed: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     finally:
         stop_rank()
     if collective.is_main:
         show(result, args.json)
     return 0
+
+
+def _peer_lost(error: Exception) -> bool:
+    """True for a collective that failed because another rank went away or timed out (its
+    own message says why; this rank's traceback would only repeat the collective's)."""
+    import torch.distributed as dist
+
+    text = str(error).lower()
+    lost = ("connection closed by peer", "connection reset", "timed out", "broken pipe")
+    return isinstance(error, dist.DistError) or any(word in text for word in lost)
