@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,6 +118,24 @@ class _Trainer:
         self.schedule.step()
         return self.collective.sum(float(total.detach())) / size
 
+    def state(self, step: int) -> dict:
+        """Everything the next steps depend on, after ``step`` (tensors on the CPU)."""
+        return {
+            "step": step,
+            "head": {k: v.detach().cpu() for k, v in self.head.state_dict().items()},
+            "optimiser": self.optimiser.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def restore(self, state: dict) -> int:
+        """Continue from :meth:`state`'s ``state``; returns the step it was taken after."""
+        self.head.load_state_dict(state["head"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.generator.set_state(state["generator"])
+        return int(state["step"])
+
 
 def _trainer(
     spec: HeadSpec,
@@ -149,6 +168,7 @@ def fit_head(
     device: torch.device,
     progress_data: dict | None = None,
     collective: Collective = SINGLE,
+    checkpoint: Any = None,
 ) -> Generator[Progress, None, PixelHead]:
     """Train a fresh :class:`PixelHead` on ``samples`` with AdamW and weighted cross-entropy.
 
@@ -156,18 +176,24 @@ def fit_head(
     raises :class:`JobCancelled` as soon as ``should_stop()`` is true. Returns the head in eval
     mode on the CPU. Safe to drive from a thread in ``torch.inference_mode()``. With a
     ``collective`` of several processes (each holding the same ``samples``), the gradients are
-    averaged over them (DDP) and every process returns the same head.
+    averaged over them (DDP) and every process returns the same head. A ``checkpoint``
+    (:class:`training.checkpoint.RoundCheckpoint`) is saved every ``checkpoint.every`` steps and,
+    when it holds a state, the fit goes on from there: the result equals an uninterrupted fit.
     """
     if len(samples) == 0:
         raise ValueError("no training pixels")
     with _grad_mode():
         trainer = _trainer(spec, samples, settings, device, collective)
+        state = checkpoint.load() if checkpoint is not None else None
+        done = trainer.restore(state) if state is not None else 0
     report_every = max(1, min(10, settings.steps // 50))
-    for step in range(1, settings.steps + 1):
+    for step in range(done + 1, settings.steps + 1):
         if should_stop():
             raise JobCancelled("Retraining was cancelled; the previous model version stays active.")
         with _grad_mode():
             loss = trainer.step()
+        if checkpoint is not None and step % checkpoint.every == 0 and step < settings.steps:
+            checkpoint.save(trainer.state(step))
         if step % report_every == 0 or step == settings.steps:
             data = {**(progress_data or {}), "step": step, "loss": loss}
             yield Progress(

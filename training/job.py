@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +13,7 @@ from annotator.metrics import MetricsReport
 from annotator.progress import Progress, ShouldStop, never_stop
 from training.adapter import TrainedAdapter
 from training.cagnet.step import GenerativeStep
+from training.checkpoint import RoundCheckpoint, TrainCheckpoint, run_key
 from training.config import TrainConfig
 from training.dataset import Split, class_prompts, load_view, split_project
 from training.errors import ModelVersionError, NotEnoughLabelsError
@@ -89,6 +90,7 @@ class _Run:
     rng: np.random.Generator
     generative: GenerativeStep | None = None
     collective: Collective = SINGLE
+    checkpoint: TrainCheckpoint | None = None
 
     def check(self) -> None:
         if self.should_stop():
@@ -137,8 +139,8 @@ def _human_samples(run: _Run, position: int, relpath: str) -> tuple[SampleSet, A
 
 def _collect_human(run: _Run, split: Split) -> Generator[Progress, None, SampleSet]:
     work = lambda position, relpath: _human_samples(run, position, relpath)  # noqa: E731
-    results = yield from map_images(
-        run.collective, split.train, work, "features of", {"phase": "features"}, run.check
+    results = yield from _cached_pass(
+        run, "human", split.train, work, "features of", {"phase": "features"}
     )
     parts = []
     for result in filter(None, results):
@@ -169,6 +171,52 @@ def _collect_holdout(run: _Run, split: Split) -> Generator[Progress, None, list[
     return items
 
 
+def _round_head(
+    run: _Run, samples: SampleSet, round_index: int, unseen_ids: list[int], losses: list[float]
+) -> Generator[Progress, None, PixelHead]:
+    """The head of one round: fitted on ``samples``, then (CaGNet) taught the unseen classes."""
+    head = yield from _collect_losses(_head_for(run, samples, round_index), losses)
+    if run.generative is not None:
+        job = run.generative.fit(
+            head, samples, unseen_ids, round_index, run.should_stop,
+            resolve_device(run.config.device),
+        )  # fmt: skip
+        head = run.collective.same_everywhere((yield from _collect_losses(job, losses)))
+    return head
+
+
+def _saved_version(run: _Run, round_index: int) -> str | None:
+    """The version a failed attempt of this run already saved for ``round_index`` (restarts
+    under torchrun, see :mod:`training.checkpoint`), on every process; else None."""
+    if run.checkpoint is None:
+        return None
+    return run.collective.broadcast(lambda: run.checkpoint.version(round_index))
+
+
+def _saved_head(run: _Run, version_id: str) -> PixelHead:
+    """The head of an already saved version, as rank 0 reads it, on every process."""
+    return run.collective.broadcast(lambda: version_store(run.project).load_head(version_id))
+
+
+def _saved(run: _Run, version_id: str) -> ModelVersion | None:
+    return version_store(run.project).get(version_id) if run.collective.is_main else None
+
+
+def _cached_pass(
+    run: _Run, name: str, relpaths: Sequence[str], work: Any, describe: str, data: dict
+) -> Generator[Progress, None, list[Any]]:
+    """:func:`map_images` of one encoding pass, or its results from the checkpoint (read by
+    rank 0, sent to all) when a failed attempt of this run finished it."""
+    if run.checkpoint is not None:
+        saved = run.collective.broadcast(lambda: run.checkpoint.images(name))
+        if saved is not None:
+            return saved
+    results = yield from map_images(run.collective, relpaths, work, describe, data, run.check)
+    if run.checkpoint is not None:
+        run.checkpoint.save_images(name, results)
+    return results
+
+
 def _head_for(
     run: _Run, samples: SampleSet, round_index: int
 ) -> Generator[Progress, None, PixelHead]:
@@ -182,7 +230,12 @@ def _head_for(
     data = {"phase": "fit", "round": round_index + 1}
     device = resolve_device(run.config.device)
     settings = run.config.fit_settings(round_index)
-    job = fit_head(spec, indexed, settings, run.should_stop, device, data, run.collective)
+    checkpoint = None
+    if run.checkpoint is not None:
+        checkpoint = RoundCheckpoint(run.checkpoint, round_index, run.collective)
+    job = fit_head(
+        spec, indexed, settings, run.should_stop, device, data, run.collective, checkpoint
+    )
     return (yield from job)
 
 
@@ -227,8 +280,8 @@ def _pseudo_samples(
         )  # fmt: skip
 
     data = {"phase": "pseudo-labels", "round": round_index + 1}
-    parts = yield from map_images(
-        run.collective, relpaths, work, "pseudo-labels of", data, run.check
+    parts = yield from _cached_pass(
+        run, f"pseudo-{round_index}", relpaths, work, "pseudo-labels of", data
     )
     return SampleSet.concatenate(parts) if parts else _empty_like()
 
@@ -283,6 +336,7 @@ def train(
     config: TrainConfig | None = None,
     should_stop: ShouldStop = never_stop,
     collective: Collective = SINGLE,
+    checkpoint: TrainCheckpoint | None = None,
 ) -> Generator[Progress, None, TrainResult | None]:
     """Retrain the project's head; a batch job (see :mod:`annotator.progress`).
 
@@ -301,11 +355,16 @@ def train(
     With a ``collective`` of several processes (``annotator.cluster.distributed``), every
     process runs this with the same arguments (only rank 0's ``project`` open for writing):
     image encoding and scoring are shared out, the head is fitted with DDP, rank 0 alone saves
-    and activates versions and returns the result; the other processes return None.
+    and activates versions and returns the result; the other processes return None. A
+    ``checkpoint`` lets a restarted run resume (see :mod:`training.checkpoint`).
     """
     config = config or TrainConfig()
     run = _start(project, segmenter, config, should_stop, collective)
+    run.checkpoint = checkpoint
     split = collective.broadcast(lambda: split_project(project, config))
+    if checkpoint is not None:
+        checkpoint.start(run_key({**_settings(run, split), "classes": run.prompts,
+                                  "unlabelled": list(split.unlabelled)}))  # fmt: skip
     human = yield from _collect_human(run, split)
     holdout = yield from _collect_holdout(run, split)
     seen = {int(c) for c in np.unique(human.labels)}
@@ -317,19 +376,19 @@ def train(
     yield Progress(0, config.rounds, "scored the active version", {"phase": "evaluate", "round": 0})
     samples, versions, scores, losses, pseudo_counts = human, [], [], [], []
     for round_index in range(config.rounds):
-        head = yield from _collect_losses(_head_for(run, samples, round_index), losses)
-        if run.generative is not None:
-            job = run.generative.fit(
-                head, samples, unseen_ids, round_index, run.should_stop,
-                resolve_device(config.device),
-            )  # fmt: skip
-            head = collective.same_everywhere((yield from _collect_losses(job, losses)))
+        saved_id = _saved_version(run, round_index)
+        if saved_id is None:
+            head = yield from _round_head(run, samples, round_index, unseen_ids, losses)
+        else:  # a restart: this round's version was saved before the failure
+            head = _saved_head(run, saved_id)
         adapter = _adapter(run, head, seen)
         after = score_images(holdout, adapter, run.names, _unseen(run, seen), collective)
         data = {"phase": "evaluate", "round": round_index + 1, "miou": after.miou}
         yield Progress(round_index + 1, config.rounds, f"round {round_index + 1} scored", data)
         versions.append(
             _save(run, split, head, (before, after), round_index, pseudo_counts, seen, previous_id)
+            if saved_id is None
+            else _saved(run, saved_id)
         )
         scores.append(after)
         if round_index + 1 < config.rounds:
@@ -421,4 +480,7 @@ def _save(
         "pseudo_pixels": list(pseudo_counts),
     }
     metrics = {"before": report_json(scores[0]), "after": report_json(scores[1])}
-    return version_store(run.project).save(head, names, metrics, _settings(run, split), extra)
+    version = version_store(run.project).save(head, names, metrics, _settings(run, split), extra)
+    if run.checkpoint is not None:
+        run.checkpoint.save_version(round_index, version.id)
+    return version

@@ -111,7 +111,10 @@ def create_project_segmenter(args: argparse.Namespace, project: Any, command: st
     return segmenter
 
 
-def _train(args: argparse.Namespace, project: Any, config: Any, collective: Any = None) -> Any:
+def _train(
+    args: argparse.Namespace, project: Any, config: Any, collective: Any = None,
+    checkpoint: Any = None,
+) -> Any:  # fmt: skip
     from tqdm import tqdm
 
     from annotator.progress import run_job
@@ -136,7 +139,9 @@ def _train(args: argparse.Namespace, project: Any, config: Any, collective: Any 
             else:
                 bar.set_description(data.get("phase", ""))
 
-        return run_job(train(project, segmenter, config, collective=collective), show)
+        return run_job(
+            train(project, segmenter, config, collective=collective, checkpoint=checkpoint), show
+        )
 
 
 def _nothing() -> contextlib.AbstractContextManager:

@@ -269,7 +269,9 @@ def run_rank(
         collective = start_rank(config.device)
         config.device = training_device(collective, config.device)
         with open_rank_project(args.folder, args.sidecar, collective) as project:
-            result = train(args, project, config, collective)
+            checkpoint = _checkpoint(project, collective)
+            result = train(args, project, config, collective, checkpoint)
+            _finish(checkpoint)
     except AnnotatorError as error:
         print(f"{where}: {error}", file=sys.stderr)
         return 1
@@ -288,6 +290,30 @@ def run_rank(
     if collective.is_main:
         show(result, args.json)
     return 0
+
+
+def restart_count() -> int:
+    """How many times the elastic agent has restarted this run's workers (0: first attempt)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+
+
+def _checkpoint(project: Any, collective: Collective) -> Any:
+    """The run's checkpoint in the project's sidecar (shared storage); resumable on restarts."""
+    from training.checkpoint import FOLDER, TrainCheckpoint
+
+    return TrainCheckpoint(project.sidecar_path(FOLDER), collective.is_main, restart_count() > 0)
+
+
+def _finish(checkpoint: Any) -> None:
+    """After a finished run: say what was resumed (rank 0) and remove the checkpoint."""
+    if checkpoint.writer and checkpoint.resumed:
+        attempt = restart_count()
+        print(
+            f"annotator train: restart {attempt} resumed from the checkpoint: "
+            f"{'; '.join(checkpoint.resumed)}",
+            file=sys.stderr,
+        )
+    checkpoint.clear()
 
 
 def _peer_lost(error: Exception) -> bool:
