@@ -1,11 +1,16 @@
 """``annotator train --nproc 2``: two gloo processes on the CPU give the one-process result.
 
 One two-process run (module fixture, a subprocess as a user would start it) serves several
-assertions; the one-process reference runs in this process through ``--nproc 1``.
+assertions. To also prove the restart (``--max-restarts 1``) without a third run, rank 1 of that
+run fails once, at step 30 of round 2 (``planted_failure/sitecustomize.py``): the agent restarts
+both processes, which resume from the checkpoint; the result must still equal the one-process
+reference, which runs in this process through ``--nproc 1``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -38,34 +43,40 @@ def _cli(folder: Path, *extra: str, env: dict | None = None) -> subprocess.Compl
     )
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict:
-    """The same project trained by one process (in-process, ``--nproc 1``) and by two."""
-    base = tmp_path_factory.mktemp("ddp")
-    build_textured_project(base / "one", count=8, reviewed=6, size=48).close()
-    shutil.copytree(base / "one", base / "two")
-    shutil.copytree(base / "one", base / "broken")
-    started = time.perf_counter()
-    two = _cli(base / "two", "--nproc", "2")
-    return {"base": base, "two": two, "seconds": time.perf_counter() - started}
+def _planted(**extra: str) -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SITE), str(ROOT)]), **extra}
 
 
-def _one_process(runs: dict, capsys, monkeypatch) -> dict:
+def _one_process(folder: Path) -> dict:
+    """``--nproc 1`` in this process: trains as today, launches nothing."""
     from annotator.cluster import distributed
 
     def no_launch(*args, **kwargs):
         raise AssertionError("--nproc 1 must not launch processes")
 
-    monkeypatch.setattr(distributed, "launch_local", no_launch)
-    assert main(["train", str(runs["base"] / "one"), *TRAIN, "--nproc", "1"]) == 0
-    return json.loads(capsys.readouterr().out)
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
+        patch.setattr(distributed, "launch_local", no_launch)
+        assert main(["train", str(folder), *TRAIN, "--nproc", "1"]) == 0
+    return json.loads(out.getvalue())
 
 
-def test_two_processes_match_one_process(runs, capsys, monkeypatch) -> None:
-    two = runs["two"]
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict:
+    """The same project trained by one process and by two (interrupted once, restarted)."""
+    base = tmp_path_factory.mktemp("ddp")
+    build_textured_project(base / "one", count=8, reviewed=6, size=48).close()
+    shutil.copytree(base / "one", base / "two")
+    shutil.copytree(base / "one", base / "broken")
+    env = _planted(ANNOTATOR_TEST_FAIL_ONCE=str(base / "failed-once"))
+    two = _cli(base / "two", "--nproc", "2", "--max-restarts", "1", env=env)
+    return {"base": base, "two": two, "one": _one_process(base / "one")}
+
+
+def test_two_processes_match_one_process(runs) -> None:
+    two, one = runs["two"], runs["one"]
     assert two.returncode == 0, two.stderr
     payload = json.loads(two.stdout)  # rank 0 alone prints: exactly one JSON document
-    one = _one_process(runs, capsys, monkeypatch)
     assert payload["rounds"] == one["rounds"] == ["v0001", "v0002"]
     assert payload["train_images"] == one["train_images"]
     assert payload["holdout_images"] == one["holdout_images"]
@@ -86,6 +97,17 @@ def test_two_processes_match_one_process(runs, capsys, monkeypatch) -> None:
                 heads.append(version_store(project).load_head(vid).state_dict())
         for key, tensor in heads[0].items():
             assert np.allclose(tensor, heads[1][key], atol=1e-4), key
+
+
+def test_a_restart_resumes_from_the_checkpoint(runs) -> None:
+    two = runs["two"]
+    assert two.returncode == 0, two.stderr
+    assert "planted one-time failure on rank 1" in two.stderr
+    assert (
+        "restart 1 resumed from the checkpoint: human: 5 images; round 1: saved as v0001; "
+        "pseudo-1: 2 images; round 2: fit from step 25"
+    ) in two.stderr
+    assert not (runs["base"] / "two" / ".annotator" / "training-checkpoint").exists()
 
 
 def test_the_version_loads_and_proposes_in_one_process(runs) -> None:
@@ -116,9 +138,7 @@ def test_only_rank_zero_wrote_and_the_project_is_unlocked(runs) -> None:
 
 
 def test_a_failing_rank_fails_the_run_with_a_message(runs) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SITE), str(ROOT)])}
-    env["ANNOTATOR_TEST_PLANT_FAILURE"] = "1"
-    env["ANNOTATOR_DIST_TIMEOUT"] = "300"
+    env = _planted(ANNOTATOR_TEST_PLANT_FAILURE="1", ANNOTATOR_DIST_TIMEOUT="300")
     started = time.perf_counter()
     broken = _cli(runs["base"] / "broken", "--nproc", "2", env=env)
     elapsed = time.perf_counter() - started
