@@ -151,12 +151,10 @@ def start_rank(device: str = "auto") -> TorchCollective:
     return TorchCollective(None, torch.device("cpu"))
 
 
-def training_device(collective: TorchCollective, wanted: str) -> str:
+def training_device(collective: TorchCollective) -> str:
     """The ``TrainConfig.device`` this rank uses: its GPU, or the CPU when not every rank has
-    one (all ranks must agree for the gradients to meet)."""
-    if collective.device.type == "cuda":
-        return str(collective.device)
-    return "cpu" if wanted.startswith("auto") else wanted
+    one (all ranks must agree for the gradients to meet over one backend)."""
+    return str(collective.device)
 
 
 def stop_rank() -> None:
@@ -267,7 +265,7 @@ def run_rank(
     where = f"annotator train (process {os.environ.get('RANK')} of {os.environ.get('WORLD_SIZE')})"
     try:
         collective = start_rank(config.device)
-        config.device = training_device(collective, config.device)
+        config.device = training_device(collective)
         with open_rank_project(args.folder, args.sidecar, collective) as project:
             checkpoint = _checkpoint(project, collective)
             result = train(args, project, config, collective, checkpoint)
