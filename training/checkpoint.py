@@ -25,14 +25,17 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from annotator.progress import Progress
 from training.cagnet.data import ImageMaps
 from training.fit import SampleSet
+from training.parallel import map_images
 
 FOLDER = "training-checkpoint"
 _TYPES = {"SampleSet": SampleSet, "ImageMaps": ImageMaps}
@@ -176,3 +179,29 @@ class RoundCheckpoint:
 
     def save(self, state: dict[str, Any]) -> None:
         self.checkpoint.save_fit(self.round_index, state)
+
+
+def cached_pass(
+    checkpoint: TrainCheckpoint | None, collective: Any, name: str, job: tuple
+) -> Generator[Progress, None, list[Any]]:
+    """:func:`training.parallel.map_images` of one encoding pass (``job``: its arguments after
+    the collective), or its results from ``checkpoint`` (read by rank 0, sent to all) when a
+    failed attempt of this run finished it; saved once done."""
+    if checkpoint is not None:
+        saved = collective.broadcast(lambda: checkpoint.images(name))
+        if saved is not None:
+            return saved
+    results = yield from map_images(collective, *job)
+    if checkpoint is not None:
+        checkpoint.save_images(name, results)
+    return results
+
+
+def saved_version(
+    checkpoint: TrainCheckpoint | None, collective: Any, round_index: int
+) -> str | None:
+    """The version a failed attempt of this run already saved for ``round_index``, on every
+    process (rank 0 reads); None without a checkpoint or when there is none."""
+    if checkpoint is None:
+        return None
+    return collective.broadcast(lambda: checkpoint.version(round_index))

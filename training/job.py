@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,13 @@ from annotator.metrics import MetricsReport
 from annotator.progress import Progress, ShouldStop, never_stop
 from training.adapter import TrainedAdapter
 from training.cagnet.step import GenerativeStep
-from training.checkpoint import RoundCheckpoint, TrainCheckpoint, run_key
+from training.checkpoint import (
+    RoundCheckpoint,
+    TrainCheckpoint,
+    cached_pass,
+    run_key,
+    saved_version,
+)
 from training.config import TrainConfig
 from training.dataset import Split, class_prompts, load_view, split_project
 from training.errors import ModelVersionError, NotEnoughLabelsError
@@ -23,7 +29,7 @@ from training.fit import SampleSet, fit_head, resolve_device
 from training.fusion import softmax
 from training.head import HeadSpec, PixelHead
 from training.models import activate_version, load_active_adapter, version_store
-from training.parallel import SINGLE, Collective, image_rng, map_images
+from training.parallel import SINGLE, Collective, image_rng
 from training.report import headline, report_json
 from training.samples import samples_from_targets, select_pseudo_labels
 from training.versions import ModelVersion
@@ -87,7 +93,6 @@ class _Run:
     prompts: list[str]
     names: list[str]
     filter_cache: FilterCache
-    rng: np.random.Generator
     generative: GenerativeStep | None = None
     collective: Collective = SINGLE
     checkpoint: TrainCheckpoint | None = None
@@ -139,9 +144,10 @@ def _human_samples(run: _Run, position: int, relpath: str) -> tuple[SampleSet, A
 
 def _collect_human(run: _Run, split: Split) -> Generator[Progress, None, SampleSet]:
     work = lambda position, relpath: _human_samples(run, position, relpath)  # noqa: E731
-    results = yield from _cached_pass(
-        run, "human", split.train, work, "features of", {"phase": "features"}
-    )
+    results = yield from cached_pass(
+        run.checkpoint, run.collective, "human",
+        (split.train, work, "features of", {"phase": "features"}, run.check),
+    )  # fmt: skip
     parts = []
     for result in filter(None, results):
         if run.generative is not None:
@@ -185,14 +191,6 @@ def _round_head(
     return head
 
 
-def _saved_version(run: _Run, round_index: int) -> str | None:
-    """The version a failed attempt of this run already saved for ``round_index`` (restarts
-    under torchrun, see :mod:`training.checkpoint`), on every process; else None."""
-    if run.checkpoint is None:
-        return None
-    return run.collective.broadcast(lambda: run.checkpoint.version(round_index))
-
-
 def _saved_head(run: _Run, version_id: str) -> PixelHead:
     """The head of an already saved version, as rank 0 reads it, on every process."""
     return run.collective.broadcast(lambda: version_store(run.project).load_head(version_id))
@@ -200,21 +198,6 @@ def _saved_head(run: _Run, version_id: str) -> PixelHead:
 
 def _saved(run: _Run, version_id: str) -> ModelVersion | None:
     return version_store(run.project).get(version_id) if run.collective.is_main else None
-
-
-def _cached_pass(
-    run: _Run, name: str, relpaths: Sequence[str], work: Any, describe: str, data: dict
-) -> Generator[Progress, None, list[Any]]:
-    """:func:`map_images` of one encoding pass, or its results from the checkpoint (read by
-    rank 0, sent to all) when a failed attempt of this run finished it."""
-    if run.checkpoint is not None:
-        saved = run.collective.broadcast(lambda: run.checkpoint.images(name))
-        if saved is not None:
-            return saved
-    results = yield from map_images(run.collective, relpaths, work, describe, data, run.check)
-    if run.checkpoint is not None:
-        run.checkpoint.save_images(name, results)
-    return results
 
 
 def _head_for(
@@ -280,9 +263,10 @@ def _pseudo_samples(
         )  # fmt: skip
 
     data = {"phase": "pseudo-labels", "round": round_index + 1}
-    parts = yield from _cached_pass(
-        run, f"pseudo-{round_index}", relpaths, work, "pseudo-labels of", data
-    )
+    parts = yield from cached_pass(
+        run.checkpoint, run.collective, f"pseudo-{round_index}",
+        (relpaths, work, "pseudo-labels of", data, run.check),
+    )  # fmt: skip
     return SampleSet.concatenate(parts) if parts else _empty_like()
 
 
@@ -322,7 +306,7 @@ def _start(
     return _Run(
         project, segmenter, config, should_stop, class_ids, prompts,
         [names[cid] for cid in class_ids], FilterCache(config.filter_spec, 1024 * 2**20),
-        np.random.default_rng(config.seed), generative, collective,
+        generative, collective,
     )  # fmt: skip
 
 
@@ -376,7 +360,7 @@ def train(
     yield Progress(0, config.rounds, "scored the active version", {"phase": "evaluate", "round": 0})
     samples, versions, scores, losses, pseudo_counts = human, [], [], [], []
     for round_index in range(config.rounds):
-        saved_id = _saved_version(run, round_index)
+        saved_id = saved_version(run.checkpoint, collective, round_index)
         if saved_id is None:
             head = yield from _round_head(run, samples, round_index, unseen_ids, losses)
         else:  # a restart: this round's version was saved before the failure
