@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from annotator.cluster import distributed
 
-    if args.nproc != 1 or distributed.under_torchrun():
+    if args.nproc != 1 or args.max_restarts or distributed.under_torchrun():
         return _run_distributed(args, config)
     try:
         with Project.open(args.folder, sidecar=args.sidecar) as project:
@@ -243,7 +243,9 @@ def _run_distributed(args: argparse.Namespace, config: Any) -> int:
     """``--nproc N``: launch N workers; inside a torchrun worker: train as one rank."""
     from annotator.cluster import distributed
 
-    problem = distributed.usage_problem(args.nproc, args.list or args.use is not None)
+    problem = distributed.usage_problem(
+        args.nproc, args.list or args.use is not None, args.max_restarts
+    )
     if problem:
         print(f"annotator train: {problem}", file=sys.stderr)
         return 2

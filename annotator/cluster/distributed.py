@@ -40,9 +40,12 @@ class DistributedError(AnnotatorError):
 
 
 def under_torchrun() -> bool:
-    """True inside a worker of torchrun (or of :func:`launch_local`) with more than one rank:
-    ``RANK`` and ``WORLD_SIZE`` are set and ``WORLD_SIZE`` > 1."""
-    return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """True inside a worker of torchrun (or of :func:`launch_local`): ``RANK`` is set, and
+    ``WORLD_SIZE`` > 1 or the elastic agent started it (``TORCHELASTIC_RUN_ID``; one worker
+    then still gets the restart checkpoint)."""
+    if "RANK" not in os.environ:
+        return False
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or "TORCHELASTIC_RUN_ID" in os.environ
 
 
 def _timeout() -> datetime.timedelta:
@@ -192,6 +195,7 @@ def launch_local(run: Callable[[Any], int], args: Any, nproc: int, max_restarts:
     --standalone --nproc-per-node N`` does) and wait. A worker that fails stops the others;
     with ``max_restarts`` the agent starts all of them again (they resume from the training
     checkpoint). Returns 0, or 1 after printing which rank failed first."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -200,13 +204,17 @@ def launch_local(run: Callable[[Any], int], args: Any, nproc: int, max_restarts:
         rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=max_restarts,
         monitor_interval=0.2, start_method="spawn",
     )  # fmt: skip
-    worker_args = type(args)(**{**vars(args), "nproc": 1})  # the workers are the processes
+    # The workers are the processes: they must not launch (or restart) any of their own.
+    worker_args = type(args)(**{**vars(args), "nproc": 1, "max_restarts": 0})
     try:
         with _quiet_agent():
             elastic_launch(config, _rank_main)(run, worker_args)
     except ChildFailedError as error:
         print(f"annotator train: {failure_message(error, nproc)}", file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, SignalException):
+        print("annotator train: cancelled; the previous version stays active.", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -237,14 +245,17 @@ def failure_message(error: Any, nproc: int) -> str:
     )
 
 
-def usage_problem(nproc: int, listing: bool) -> str | None:
-    """What is wrong with asking for ``nproc`` processes here (None: nothing)."""
+def usage_problem(nproc: int, listing: bool, max_restarts: int = 0) -> str | None:
+    """What is wrong with asking for ``nproc`` processes (restarted up to ``max_restarts``
+    times) here (None: nothing)."""
     if nproc < 1:
         return f"--nproc must be at least 1, got {nproc}"
-    if under_torchrun() and nproc != 1:
+    if max_restarts < 0:
+        return f"--max-restarts must be at least 0, got {max_restarts}"
+    if under_torchrun() and (nproc != 1 or max_restarts):
         return (
-            "--nproc starts its own processes; under torchrun leave it out (torchrun's "
-            "--nproc-per-node and --nnodes set how many)."
+            "--nproc and --max-restarts start and restart processes themselves; under torchrun "
+            "leave them out (torchrun's --nproc-per-node, --nnodes and --max-restarts do that)."
         )
     if listing:
         return "--list and --use run in one process: leave out --nproc and torchrun."

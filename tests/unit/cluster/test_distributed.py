@@ -159,6 +159,7 @@ def test_a_failing_rank_fails_the_run_with_a_message(runs) -> None:
     [
         (["--nproc", "0"], "--nproc must be at least 1"),
         (["--nproc", "2", "--list"], "--list and --use run in one process"),
+        (["--nproc", "2", "--max-restarts", "-1"], "--max-restarts must be at least 0"),
     ],
 )
 def test_bad_distributed_requests_are_refused(tmp_path, capsys, extra, message) -> None:
@@ -170,4 +171,4 @@ def test_under_torchrun_nproc_is_refused(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["train", str(tmp_path), "--nproc", "2"]) == 2
-    assert "under torchrun leave it out" in capsys.readouterr().err
+    assert "under torchrun leave them out" in capsys.readouterr().err
