@@ -138,7 +138,7 @@ def start_rank(device: str = "auto") -> TorchCollective:
     import torch.distributed as dist
 
     try:
-        dist.init_process_group("gloo", timeout=_timeout())
+        _join_group()
     except (RuntimeError, ValueError) as error:
         raise DistributedError(
             f"Could not join the other training processes ({error}). Check MASTER_ADDR and "
@@ -152,6 +152,20 @@ def start_rank(device: str = "auto") -> TorchCollective:
         group = dist.new_group(backend="nccl", timeout=_timeout())
         return TorchCollective(group, torch.device("cuda", local))
     return TorchCollective(None, torch.device("cpu"))
+
+
+def _join_group() -> None:
+    """``init_process_group("gloo")`` from torchrun's environment, its keys under this
+    attempt's prefix: after a restart, no rank may find the address a dead rank of the failed
+    attempt left in the agent's store (seen here: "connection refused" on restart)."""
+    import torch.distributed as dist
+    from torch.distributed.rendezvous import rendezvous
+
+    store, rank, world_size = next(rendezvous("env://", timeout=_timeout()))
+    store = dist.PrefixStore(f"annotator/attempt-{restart_count()}", store)
+    dist.init_process_group(
+        "gloo", store=store, rank=rank, world_size=world_size, timeout=_timeout()
+    )
 
 
 def training_device(collective: TorchCollective) -> str:

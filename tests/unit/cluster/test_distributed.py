@@ -68,7 +68,7 @@ def runs(tmp_path_factory) -> dict:
     build_textured_project(base / "one", count=8, reviewed=6, size=48).close()
     shutil.copytree(base / "one", base / "two")
     shutil.copytree(base / "one", base / "broken")
-    env = _planted(ANNOTATOR_TEST_FAIL_ONCE=str(base / "failed-once"))
+    env = _planted(ANNOTATOR_TEST_FAIL_ONCE=str(base / "failed-once"), ANNOTATOR_DIST_TIMEOUT="120")
     two = _cli(base / "two", "--nproc", "2", "--max-restarts", "1", env=env)
     return {"base": base, "two": two, "one": _one_process(base / "one")}
 
