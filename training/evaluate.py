@@ -13,6 +13,7 @@ from annotator.progress import Job, ShouldStop, never_stop, run_job
 from training.config import TrainConfig
 from training.dataset import choose_holdout, class_prompts, load_view
 from training.errors import NotEnoughLabelsError
+from training.parallel import SINGLE, Collective
 from training.views import PixelView
 
 #: ``adapter(view) -> float32 [C, h, w]`` logits, or None for the engine's zero-shot logits.
@@ -61,15 +62,18 @@ def score_images(
     adapter: Adapter,
     class_names: Sequence[str],
     unseen: Sequence[str],
+    collective: Collective = SINGLE,
 ) -> MetricsReport:
-    """Data-set metrics (one confusion matrix over every pixel) of ``adapter`` on ``images``."""
+    """Data-set metrics (one confusion matrix over every pixel) of ``adapter`` on ``images``;
+    with several processes, each passes its share of the images and all get the metrics of
+    the summed (exact, int64) confusion matrix."""
     confusion = ConfusionMatrix(len(class_names), ignore_index=-1)
     for item in images:
         predicted = upsample_nearest(predict_positions(item.view, adapter), item.truth.shape)
         confusion.update(item.truth, predicted)
-    return compute_metrics(
-        confusion.matrix[: len(class_names)], list(class_names), unseen, images=len(images)
-    )
+    matrix = collective.sum_array(confusion.matrix[: len(class_names)])
+    count = round(collective.sum(len(images)))
+    return compute_metrics(matrix, list(class_names), unseen, images=count)
 
 
 def active_predictor(

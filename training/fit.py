@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from annotator.errors import JobCancelled
 from annotator.progress import Progress, ShouldStop
 from training.head import HeadSpec, PixelHead
+from training.parallel import SINGLE, Collective
 
 
 @dataclass
@@ -96,23 +98,51 @@ class _Trainer:
     tensors: tuple[torch.Tensor | None, ...]
     generator: torch.Generator
     batch_size: int
+    collective: Collective = SINGLE
+    model: torch.nn.Module | None = None  # ``head`` as the collective wrapped it (DDP)
 
     def step(self) -> float:
+        """One optimiser step on a global batch drawn alike on every process; each process
+        takes its share, and the loss is scaled so that the averaged gradient is the gradient
+        of the weighted mean loss over the whole batch. Returns that mean loss."""
         filters, clip, labels, weights = self.tensors
         count = labels.shape[0]
-        batch = torch.randint(count, (min(self.batch_size, count),), generator=self.generator)
-        batch = batch.to(labels.device)
-        logits = self.head(filters[batch], clip[batch] if clip is not None else None)
-        loss = (F.cross_entropy(logits, labels[batch], reduction="none") * weights[batch]).mean()
+        size = min(self.batch_size, count)
+        batch = torch.randint(count, (size,), generator=self.generator)
+        mine = batch[self.collective.batch_share(size)].to(labels.device)
+        logits = (self.model or self.head)(filters[mine], clip[mine] if clip is not None else None)
+        total = (F.cross_entropy(logits, labels[mine], reduction="none") * weights[mine]).sum()
         self.optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        (total * (self.collective.world_size / size)).backward()
         self.optimiser.step()
         self.schedule.step()
-        return float(loss.detach())
+        return self.collective.sum(float(total.detach())) / size
+
+    def state(self, step: int) -> dict:
+        """Everything the next steps depend on, after ``step`` (tensors on the CPU)."""
+        return {
+            "step": step,
+            "head": {k: v.detach().cpu() for k, v in self.head.state_dict().items()},
+            "optimiser": self.optimiser.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def restore(self, state: dict) -> int:
+        """Continue from :meth:`state`'s ``state``; returns the step it was taken after."""
+        self.head.load_state_dict(state["head"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.generator.set_state(state["generator"])
+        return int(state["step"])
 
 
 def _trainer(
-    spec: HeadSpec, samples: SampleSet, settings: FitSettings, device: torch.device
+    spec: HeadSpec,
+    samples: SampleSet,
+    settings: FitSettings,
+    device: torch.device,
+    collective: Collective = SINGLE,
 ) -> _Trainer:
     torch.manual_seed(settings.seed)
     head = PixelHead(spec)
@@ -124,7 +154,10 @@ def _trainer(
     )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, settings.steps))
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
-    return _Trainer(head, optimiser, schedule, tensors, generator, settings.batch_size)
+    return _Trainer(
+        head, optimiser, schedule, tensors, generator, settings.batch_size, collective,
+        collective.wrap(head),
+    )  # fmt: skip
 
 
 def fit_head(
@@ -134,23 +167,33 @@ def fit_head(
     should_stop: ShouldStop,
     device: torch.device,
     progress_data: dict | None = None,
+    collective: Collective = SINGLE,
+    checkpoint: Any = None,
 ) -> Generator[Progress, None, PixelHead]:
     """Train a fresh :class:`PixelHead` on ``samples`` with AdamW and weighted cross-entropy.
 
     Yields :class:`Progress` every few steps with ``data = {**progress_data, "step", "loss"}``;
     raises :class:`JobCancelled` as soon as ``should_stop()`` is true. Returns the head in eval
-    mode on the CPU. Safe to drive from a thread in ``torch.inference_mode()``.
+    mode on the CPU. Safe to drive from a thread in ``torch.inference_mode()``. With a
+    ``collective`` of several processes (each holding the same ``samples``), the gradients are
+    averaged over them (DDP) and every process returns the same head. A ``checkpoint``
+    (:class:`training.checkpoint.RoundCheckpoint`) is saved every ``checkpoint.every`` steps and,
+    when it holds a state, the fit goes on from there: the result equals an uninterrupted fit.
     """
     if len(samples) == 0:
         raise ValueError("no training pixels")
     with _grad_mode():
-        trainer = _trainer(spec, samples, settings, device)
+        trainer = _trainer(spec, samples, settings, device, collective)
+        state = checkpoint.load() if checkpoint is not None else None
+        done = trainer.restore(state) if state is not None else 0
     report_every = max(1, min(10, settings.steps // 50))
-    for step in range(1, settings.steps + 1):
+    for step in range(done + 1, settings.steps + 1):
         if should_stop():
             raise JobCancelled("Retraining was cancelled; the previous model version stays active.")
         with _grad_mode():
             loss = trainer.step()
+        if checkpoint is not None and step % checkpoint.every == 0 and step < settings.steps:
+            checkpoint.save(trainer.state(step))
         if step % report_every == 0 or step == settings.steps:
             data = {**(progress_data or {}), "step": step, "loss": loss}
             yield Progress(

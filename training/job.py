@@ -13,6 +13,13 @@ from annotator.metrics import MetricsReport
 from annotator.progress import Progress, ShouldStop, never_stop
 from training.adapter import TrainedAdapter
 from training.cagnet.step import GenerativeStep
+from training.checkpoint import (
+    RoundCheckpoint,
+    TrainCheckpoint,
+    cached_pass,
+    run_key,
+    saved_version,
+)
 from training.config import TrainConfig
 from training.dataset import Split, class_prompts, load_view, split_project
 from training.errors import ModelVersionError, NotEnoughLabelsError
@@ -22,6 +29,7 @@ from training.fit import SampleSet, fit_head, resolve_device
 from training.fusion import softmax
 from training.head import HeadSpec, PixelHead
 from training.models import activate_version, load_active_adapter, version_store
+from training.parallel import SINGLE, Collective, image_rng
 from training.report import headline, report_json
 from training.samples import samples_from_targets, select_pseudo_labels
 from training.versions import ModelVersion
@@ -85,8 +93,9 @@ class _Run:
     prompts: list[str]
     names: list[str]
     filter_cache: FilterCache
-    rng: np.random.Generator
     generative: GenerativeStep | None = None
+    collective: Collective = SINGLE
+    checkpoint: TrainCheckpoint | None = None
 
     def check(self) -> None:
         if self.should_stop():
@@ -111,23 +120,39 @@ def _human_targets(run: _Run, relpath: str, size: tuple[int, int]) -> np.ndarray
     return ids[lut[resize_labels(labels, size)]]
 
 
-def _collect_human(run: _Run, split: Split) -> Generator[Progress, None, SampleSet]:
-    parts = []
-    for done, relpath in enumerate(split.train, start=1):
-        run.check()
-        view = run.view(relpath)
-        filters = run.filter_cache.get(view.image)
-        targets = _human_targets(run, relpath, view.size)
-        if targets is None:
-            continue
-        if run.generative is not None:
-            run.generative.add_image(view, filters, targets)
-        parts.append(
-            samples_from_targets(
-                view, filters, targets, run.config.samples_per_class, 1.0, run.rng, run.use_clip
-            )
+#: ``image_rng`` stream of CaGNet's maps (0: human samples; 1 + round: pseudo-labels of a round).
+_MAPS_STREAM = 7919
+
+
+def _human_samples(run: _Run, position: int, relpath: str) -> tuple[SampleSet, Any] | None:
+    """Samples (and CaGNet's maps, or None) of training image ``position``; None when its
+    label file turned out unreadable. Drawn from per-image generators: any process can do it."""
+    view = run.view(relpath)
+    filters = run.filter_cache.get(view.image)
+    targets = _human_targets(run, relpath, view.size)
+    if targets is None:
+        return None
+    maps = None
+    if run.generative is not None:
+        maps = run.generative.maps_of(
+            view, filters, targets, image_rng(run.config.seed, _MAPS_STREAM, position)
         )
-        yield Progress(done, len(split.train), f"features of {relpath}", {"phase": "features"})
+    rng = image_rng(run.config.seed, 0, position)
+    per_class = run.config.samples_per_class
+    return samples_from_targets(view, filters, targets, per_class, 1.0, rng, run.use_clip), maps
+
+
+def _collect_human(run: _Run, split: Split) -> Generator[Progress, None, SampleSet]:
+    work = lambda position, relpath: _human_samples(run, position, relpath)  # noqa: E731
+    results = yield from cached_pass(
+        run.checkpoint, run.collective, "human",
+        (split.train, work, "features of", {"phase": "features"}, run.check),
+    )  # fmt: skip
+    parts = []
+    for result in filter(None, results):
+        if run.generative is not None:
+            run.generative.data.add(result[1])
+        parts.append(result[0])
     if not parts or not len(samples := SampleSet.concatenate(parts)):
         raise NotEnoughLabelsError(
             "The labelled images hold no labelled pixels of the project's classes: paint some "
@@ -137,17 +162,42 @@ def _collect_human(run: _Run, split: Split) -> Generator[Progress, None, SampleS
 
 
 def _collect_holdout(run: _Run, split: Split) -> Generator[Progress, None, list[HeldOutImage]]:
+    """This process's share of the held-out images (scores sum over processes)."""
     lut = positions_lut(run.project, run.class_ids)
     items = []
-    for done, relpath in enumerate(split.holdout, start=1):
+    mine = [split.holdout[i] for i in run.collective.shard(len(split.holdout))]
+    for done, relpath in enumerate(mine, start=1):
         run.check()
         labels = run.project.load_labels(relpath)
         if labels is None:
             continue
         truth = lut[labels]
         items.append(HeldOutImage(relpath, run.view(relpath), truth))
-        yield Progress(done, len(split.holdout), f"held-out {relpath}", {"phase": "holdout"})
+        yield Progress(done, len(mine), f"held-out {relpath}", {"phase": "holdout"})
     return items
+
+
+def _round_head(
+    run: _Run, samples: SampleSet, round_index: int, unseen_ids: list[int], losses: list[float]
+) -> Generator[Progress, None, PixelHead]:
+    """The head of one round: fitted on ``samples``, then (CaGNet) taught the unseen classes."""
+    head = yield from _collect_losses(_head_for(run, samples, round_index), losses)
+    if run.generative is not None:
+        job = run.generative.fit(
+            head, samples, unseen_ids, round_index, run.should_stop,
+            resolve_device(run.config.device),
+        )  # fmt: skip
+        head = run.collective.same_everywhere((yield from _collect_losses(job, losses)))
+    return head
+
+
+def _saved_head(run: _Run, version_id: str) -> PixelHead:
+    """The head of an already saved version, as rank 0 reads it, on every process."""
+    return run.collective.broadcast(lambda: version_store(run.project).load_head(version_id))
+
+
+def _saved(run: _Run, version_id: str) -> ModelVersion | None:
+    return version_store(run.project).get(version_id) if run.collective.is_main else None
 
 
 def _head_for(
@@ -162,8 +212,12 @@ def _head_for(
     spec = HeadSpec(indexed.filters.shape[1], clip_channels, run.config.hidden, learned)
     data = {"phase": "fit", "round": round_index + 1}
     device = resolve_device(run.config.device)
+    settings = run.config.fit_settings(round_index)
+    checkpoint = None
+    if run.checkpoint is not None:
+        checkpoint = RoundCheckpoint(run.checkpoint, round_index, run.collective)
     job = fit_head(
-        spec, indexed, run.config.fit_settings(round_index), run.should_stop, device, data
+        spec, indexed, settings, run.should_stop, device, data, run.collective, checkpoint
     )
     return (yield from job)
 
@@ -190,9 +244,8 @@ def _pseudo_samples(
     config = run.config
     relpaths = split.unlabelled[: config.pseudo_max_images]
     ids = np.asarray(run.class_ids, dtype=np.int64)
-    parts = []
-    for done, relpath in enumerate(relpaths, start=1):
-        run.check()
+
+    def work(position: int, relpath: str) -> SampleSet:
         view = run.view(relpath)
         probabilities = softmax(adapter(view))
         floor = (
@@ -203,19 +256,17 @@ def _pseudo_samples(
         if only is not None:
             targets = np.where(np.isin(targets, list(only)), targets, -1)
         filters = run.filter_cache.get(view.image)
-        parts.append(
-            samples_from_targets(
-                view,
-                filters,
-                targets,
-                config.samples_per_class,
-                config.pseudo_weight,
-                run.rng,
-                run.use_clip,
-            )
-        )
-        data = {"phase": "pseudo-labels", "round": round_index + 1}
-        yield Progress(done, len(relpaths), f"pseudo-labels of {relpath}", data)
+        rng = image_rng(config.seed, 1 + round_index, position)
+        return samples_from_targets(
+            view, filters, targets, config.samples_per_class, config.pseudo_weight, rng,
+            run.use_clip,
+        )  # fmt: skip
+
+    data = {"phase": "pseudo-labels", "round": round_index + 1}
+    parts = yield from cached_pass(
+        run.checkpoint, run.collective, f"pseudo-{round_index}",
+        (relpaths, work, "pseudo-labels of", data, run.check),
+    )  # fmt: skip
     return SampleSet.concatenate(parts) if parts else _empty_like()
 
 
@@ -243,7 +294,10 @@ def _engine_json(engine: Any) -> dict[str, Any] | None:
     return asdict(engine) if is_dataclass(engine) else {"repr": repr(engine)}
 
 
-def _start(project: Any, segmenter: Any, config: TrainConfig, should_stop: ShouldStop) -> _Run:
+def _start(
+    project: Any, segmenter: Any, config: TrainConfig, should_stop: ShouldStop,
+    collective: Collective,
+) -> _Run:  # fmt: skip
     class_ids, prompts = class_prompts(project)
     names = {info.id: info.name for info in project.list_classes()}
     generative = GenerativeStep.create(
@@ -252,7 +306,7 @@ def _start(project: Any, segmenter: Any, config: TrainConfig, should_stop: Shoul
     return _Run(
         project, segmenter, config, should_stop, class_ids, prompts,
         [names[cid] for cid in class_ids], FilterCache(config.filter_spec, 1024 * 2**20),
-        np.random.default_rng(config.seed), generative,
+        generative, collective,
     )  # fmt: skip
 
 
@@ -265,7 +319,9 @@ def train(
     segmenter: Any = None,
     config: TrainConfig | None = None,
     should_stop: ShouldStop = never_stop,
-) -> Generator[Progress, None, TrainResult]:
+    collective: Collective = SINGLE,
+    checkpoint: TrainCheckpoint | None = None,
+) -> Generator[Progress, None, TrainResult | None]:
     """Retrain the project's head; a batch job (see :mod:`annotator.progress`).
 
     Round 1 fits on the human labels of imported/edited/reviewed images (minus the held-out
@@ -279,10 +335,20 @@ def train(
     with ``phase`` ("features", "holdout", "evaluate", "fit", "generative", "pseudo-labels")
     and, while fitting, ``round``, ``step`` and ``loss``. Cancelling (``should_stop``) raises
     :class:`JobCancelled` and leaves the active version unchanged.
+
+    With a ``collective`` of several processes (``annotator.cluster.distributed``), every
+    process runs this with the same arguments (only rank 0's ``project`` open for writing):
+    image encoding and scoring are shared out, the head is fitted with DDP, rank 0 alone saves
+    and activates versions and returns the result; the other processes return None. A
+    ``checkpoint`` lets a restarted run resume (see :mod:`training.checkpoint`).
     """
     config = config or TrainConfig()
-    run = _start(project, segmenter, config, should_stop)
-    split = split_project(project, config)
+    run = _start(project, segmenter, config, should_stop, collective)
+    run.checkpoint = checkpoint
+    split = collective.broadcast(lambda: split_project(project, config))
+    if checkpoint is not None:
+        checkpoint.start(run_key({**_settings(run, split), "classes": run.prompts,
+                                  "unlabelled": list(split.unlabelled)}))  # fmt: skip
     human = yield from _collect_human(run, split)
     holdout = yield from _collect_holdout(run, split)
     seen = {int(c) for c in np.unique(human.labels)}
@@ -290,23 +356,23 @@ def train(
     if not unseen_ids:
         run.generative = None  # nothing to generate: every class has human labels
     previous_id = version_store(project).active_id()
-    before = _score_previous(project, holdout, run.names, _unseen(run, seen))
+    before = _score_previous(project, holdout, run.names, _unseen(run, seen), collective)
     yield Progress(0, config.rounds, "scored the active version", {"phase": "evaluate", "round": 0})
     samples, versions, scores, losses, pseudo_counts = human, [], [], [], []
     for round_index in range(config.rounds):
-        head = yield from _collect_losses(_head_for(run, samples, round_index), losses)
-        if run.generative is not None:
-            job = run.generative.fit(
-                head, samples, unseen_ids, round_index, run.should_stop,
-                resolve_device(config.device),
-            )  # fmt: skip
-            head = yield from _collect_losses(job, losses)
+        saved_id = saved_version(run.checkpoint, collective, round_index)
+        if saved_id is None:
+            head = yield from _round_head(run, samples, round_index, unseen_ids, losses)
+        else:  # a restart: this round's version was saved before the failure
+            head = _saved_head(run, saved_id)
         adapter = _adapter(run, head, seen)
-        after = score_images(holdout, adapter, run.names, _unseen(run, seen))
+        after = score_images(holdout, adapter, run.names, _unseen(run, seen), collective)
         data = {"phase": "evaluate", "round": round_index + 1, "miou": after.miou}
         yield Progress(round_index + 1, config.rounds, f"round {round_index + 1} scored", data)
         versions.append(
             _save(run, split, head, (before, after), round_index, pseudo_counts, seen, previous_id)
+            if saved_id is None
+            else _saved(run, saved_id)
         )
         scores.append(after)
         if round_index + 1 < config.rounds:
@@ -315,6 +381,8 @@ def train(
             pseudo_counts.append(len(pseudo))
             samples = SampleSet.concatenate([human, pseudo])
     run.check()
+    if not collective.is_main:
+        return None
     best = _best_round(scores)
     if getattr(getattr(segmenter, "config", None), "proposer", "dense") == "zegformer":
         from training.zegformer import train_for_version  # ZegFormer's segment decoder
@@ -345,14 +413,15 @@ def _best_round(scores: list[MetricsReport]) -> int:
 
 
 def _score_previous(
-    project: Any, holdout: list[HeldOutImage], names: list[str], unseen: list[str]
-) -> MetricsReport:
+    project: Any, holdout: list[HeldOutImage], names: list[str], unseen: list[str],
+    collective: Collective = SINGLE,
+) -> MetricsReport:  # fmt: skip
     """Scores of the active version; of zero-shot when there is none, or when it no longer fits
     the loaded engine (e.g. trained with CLIP features that are now missing)."""
     try:
-        return score_images(holdout, load_active_adapter(project), names, unseen)
-    except ModelVersionError:
-        return score_images(holdout, None, names, unseen)
+        return score_images(holdout, load_active_adapter(project), names, unseen, collective)
+    except ModelVersionError:  # the same on every process: their views come from one engine
+        return score_images(holdout, None, names, unseen, collective)
 
 
 def _collect_losses(
@@ -378,7 +447,10 @@ def _save(
     pseudo_counts: list[int],
     seen: set[int],
     previous_id: str | None,
-) -> ModelVersion:
+) -> ModelVersion | None:
+    """Save one round's version (rank 0 only: the other processes return None)."""
+    if not run.collective.is_main:
+        return None
     names = {cid: run.names[i] for i, cid in enumerate(run.class_ids)}
     extra = {
         "class_ids": list(head.spec.class_ids),
@@ -392,4 +464,7 @@ def _save(
         "pseudo_pixels": list(pseudo_counts),
     }
     metrics = {"before": report_json(scores[0]), "after": report_json(scores[1])}
-    return version_store(run.project).save(head, names, metrics, _settings(run, split), extra)
+    version = version_store(run.project).save(head, names, metrics, _settings(run, split), extra)
+    if run.checkpoint is not None:
+        run.checkpoint.save_version(round_index, version.id)
+    return version

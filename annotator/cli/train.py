@@ -8,6 +8,8 @@ them uses the same model.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 from typing import Any
 
@@ -57,6 +59,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="do not train: make VERSION (e.g. v0001; 'none' = zero-shot) the active model, "
         "list the versions and exit",
     )
+    parser.add_argument(
+        "--nproc", type=int, default=1, metavar="N",
+        help="train with N local processes (torch.distributed + DDP; under torchrun leave it "
+        "out); same result as one process, see docs/cluster.md",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-restarts", type=int, default=0, metavar="K",
+        help="with --nproc: restart all processes up to K times when one fails (0)",
+    )  # fmt: skip
     add_sidecar_argument(parser)
     add_engine_arguments(parser)
     parser.set_defaults(run=run)
@@ -100,14 +111,21 @@ def create_project_segmenter(args: argparse.Namespace, project: Any, command: st
     return segmenter
 
 
-def _train(args: argparse.Namespace, project: Any, config: Any) -> Any:
+def _train(
+    args: argparse.Namespace, project: Any, config: Any, collective: Any = None,
+    checkpoint: Any = None,
+) -> Any:  # fmt: skip
     from tqdm import tqdm
 
     from annotator.progress import run_job
     from training import train
+    from training.parallel import SINGLE
 
-    segmenter = create_project_segmenter(args, project)
-    with tqdm(total=args.rounds * args.steps, file=sys.stderr, disable=args.json) as bar:
+    collective = collective or SINGLE
+    quiet = args.json or not collective.is_main
+    with contextlib.redirect_stderr(io.StringIO()) if not collective.is_main else _nothing():
+        segmenter = create_project_segmenter(args, project)
+    with tqdm(total=args.rounds * args.steps, file=sys.stderr, disable=quiet) as bar:
 
         def show(step: Any) -> None:
             data = step.data if isinstance(step.data, dict) else {}
@@ -121,7 +139,13 @@ def _train(args: argparse.Namespace, project: Any, config: Any) -> Any:
             else:
                 bar.set_description(data.get("phase", ""))
 
-        return run_job(train(project, segmenter, config), show)
+        return run_job(
+            train(project, segmenter, config, collective=collective, checkpoint=checkpoint), show
+        )
+
+
+def _nothing() -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
 
 
 def _print(result: Any, as_json: bool) -> None:
@@ -196,6 +220,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"annotator train: {error}", file=sys.stderr)
         return 2
+    from annotator.cluster import distributed
+
+    if args.nproc != 1 or args.max_restarts or distributed.under_torchrun():
+        return _run_distributed(args, config)
     try:
         with Project.open(args.folder, sidecar=args.sidecar) as project:
             if args.use is not None or args.list:
@@ -209,3 +237,18 @@ def run(args: argparse.Namespace) -> int:
         return 130
     _print(result, args.json)
     return 0
+
+
+def _run_distributed(args: argparse.Namespace, config: Any) -> int:
+    """``--nproc N``: launch N workers; inside a torchrun worker: train as one rank."""
+    from annotator.cluster import distributed
+
+    problem = distributed.usage_problem(
+        args.nproc, args.list or args.use is not None, args.max_restarts
+    )
+    if problem:
+        print(f"annotator train: {problem}", file=sys.stderr)
+        return 2
+    if not distributed.under_torchrun():
+        return distributed.launch_local(run, args, args.nproc, args.max_restarts)
+    return distributed.run_rank(args, config, _train, _print)

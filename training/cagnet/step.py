@@ -64,8 +64,17 @@ class GenerativeStep:
 
     def add_image(self, view: Any, filters: np.ndarray, targets: np.ndarray) -> None:
         """Keep one human-labelled view (``targets`` int64 [h, w] class ids, -1 = none)."""
-        if view.features is not None:
-            self.data.add(image_maps(view, filters, targets, _PIXELS_PER_CLASS, self.rng))
+        self.data.add(self.maps_of(view, filters, targets, self.rng))
+
+    @staticmethod
+    def maps_of(
+        view: Any, filters: np.ndarray, targets: np.ndarray, rng: np.random.Generator
+    ) -> Any:
+        """What :meth:`add_image` keeps of one view, drawn with ``rng`` (None without CLIP
+        features); for the training job to compute on any process and add in image order."""
+        if view.features is None:
+            return None
+        return image_maps(view, filters, targets, _PIXELS_PER_CLASS, rng)
 
     def fit(
         self, head: PixelHead, samples: SampleSet, unseen: Sequence[int], round_index: int,
