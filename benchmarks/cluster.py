@@ -1,4 +1,4 @@
-"""Beyond one process: batch proposals on Ray next to a single process.
+"""Beyond one process: batch proposals on Ray, and retraining on 2 processes, next to one process.
 
 Run: ``.venv/bin/python benchmarks/cluster.py [--images 24] [--size 512]``. Prints figures;
 asserts nothing. Needs the ``cluster`` extra (Ray).
@@ -10,12 +10,16 @@ hundred ms on a CPU) in this process, on 1 Ray worker and on 2 Ray workers of a 
 load is reported apart as "start"); Ray's per-image overhead is 1 Ray worker vs 1 in-process
 run over the same images, and (less exposed to a shared machine's load) within one 1-worker run:
 the driver's steady time per image against the time the worker spent proposing, in percent.
+
+Training part (:func:`cluster_train.bench_training`): ``annotator train --nproc 1`` vs ``--nproc
+2`` on the same generated project; wall time, ratio and how far the results differ.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,6 +34,9 @@ from annotator.engine.batch import collect_inputs, propose_files
 from annotator.engine.config import EngineConfig
 from annotator.engine.segmenter import create_segmenter
 from annotator.progress import Job
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cluster_train import add_training_arguments, bench_training  # noqa: E402
 
 CLASSES = ["cat", "dog", "grass", "sky", "road"]
 
@@ -161,8 +168,14 @@ def main() -> None:
     parser.add_argument("--model", default="ViT-B-16", help="open_clip model (random weights)")
     parser.add_argument("--short-side", type=int, default=224, help="working resolution")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray")
+    parser.add_argument("--skip-ray", action="store_true", help="only the training part")
+    parser.add_argument("--skip-training", action="store_true", help="only the Ray part")
+    add_training_arguments(parser)
     args = parser.parse_args()
-    bench_ray(args)
+    if not args.skip_ray:
+        bench_ray(args)
+    if not args.skip_training:
+        bench_training(args)
 
 
 if __name__ == "__main__":
