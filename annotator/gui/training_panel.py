@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotator.gui._imports import module_ready
 from annotator.progress import Progress
 
 _ID_ROLE = 0x0100  # Qt.ItemDataRole.UserRole
@@ -193,12 +194,11 @@ class TrainingPanel(QWidget):
         self.set_running(self.worker is not None or self._job_running)
 
     def refresh(self) -> None:
-        from training import list_versions
-
         self.versions.clear()
-        if self.project is None:
-            self.update_state()
+        if self.project is None or not module_ready("training", self, self.refresh):
+            self.update_state()  # (listed again once torch and training are imported)
             return
+        from training import list_versions
         from training.report import ZERO_SHOT_ENTRY, scores_text, zero_shot_metrics
 
         versions = list_versions(self.project)
