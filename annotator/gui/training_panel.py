@@ -48,27 +48,57 @@ GZS3_ROWS = ("seen mIoU", "unseen mIoU", "hIoU")
 NO_PIXELS = "n/a"
 
 
+#: What Retrain trains on: the human labels of edited and reviewed images (imported labels
+#: are reviewed), as ``annotator train`` does (``training.dataset.LABELLED_STATUSES``).
+TRAINED_STATUSES = ("edited", "reviewed")
+NEEDS_LABELS = (
+    "Retrain needs labels: paint on an image or accept a proposal (A). Edited and reviewed "
+    "images both train; mark the finished ones reviewed (N)."
+)
+
+
+def labelled_counts(project: Any) -> dict[str, int] | None:
+    """{status: images with human labels} for edited and reviewed, plus "empty": reviewed
+    images without labels; None when no project is open (or it closed meanwhile)."""
+    from annotator.errors import ProjectError
+
+    if project is None:
+        return None
+    try:
+        counts = {s: len(project.list_images(s, has_labels=True)) for s in TRAINED_STATUSES}
+        counts["empty"] = len(project.list_images("reviewed")) - counts["reviewed"]
+    except ProjectError:  # closed while the window shuts down or opens another folder
+        return None
+    return counts
+
+
 def retrain_block_reason(project: Any, running: bool) -> str:
     """Why Retrain cannot start now ("" when it can). Counts the project's images live."""
     if running:
         return "A retraining job is running."
-    from annotator.errors import ProjectError
-
-    try:
-        labelled = len(project.list_images("reviewed", has_labels=True)) if project else 0
-        reviewed = len(project.list_images("reviewed")) if project else 0
-    except ProjectError:  # closed while the window shuts down or opens another folder
-        project = None
-    if project is None:
+    counts = labelled_counts(project)
+    if counts is None:
         return "Open a folder first."
-    if labelled:
+    if counts["edited"] or counts["reviewed"]:
         return ""
-    if reviewed:
+    if counts["empty"]:
         return (
-            f"{reviewed} image(s) are marked reviewed but hold no labels: paint labels "
-            "(or accept a proposal), then mark them reviewed (N)."
+            f"{counts['empty']} image(s) are marked reviewed but hold no labels: paint labels "
+            "(or accept a proposal) first."
         )
-    return "Retrain needs at least one reviewed image with labels: label one, press N."
+    return NEEDS_LABELS
+
+
+def retrain_tip(project: Any) -> str:
+    """The Retrain button's tooltip when it can start: what it will train on."""
+    counts = labelled_counts(project) or {"edited": 0, "reviewed": 0}
+    total = counts["edited"] + counts["reviewed"]
+    images = "image" if total == 1 else "images"
+    held = "; some are held out to score before and after" if total >= 2 else ""
+    return (
+        f"Train on the {total} labelled {images} ({counts['reviewed']} reviewed, "
+        f"{counts['edited']} edited{held}); proposals then use the new version"
+    )
 
 
 def _drive(job_factory: Callable[..., Any], should_stop: Callable[[], bool]) -> Generator:
@@ -100,11 +130,9 @@ class TrainingPanel(QWidget):
 
     def _build(self) -> None:
         self.retrain_button = QPushButton("Retrain")
-        self.retrain_button.setToolTip("Train on the labelled images; proposals then use it")
         self.cancel_button = QPushButton("Cancel")
         self.reason = QLabel("")
-        self.reason.setWordWrap(True)
-        self.reason.setStyleSheet("color: palette(mid);")
+        self.reason.setWordWrap(True)  # (normal text colour: it is what the user reads first)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.progress = QProgressBar()
@@ -172,7 +200,7 @@ class TrainingPanel(QWidget):
 
     def set_project(self, project: Any) -> None:
         """Show ``project``'s versions (the previous project's curve, table and messages go);
-        Retrain is enabled once it has a reviewed image with labels."""
+        Retrain is enabled once an image has human labels (edited or reviewed)."""
         self.project = project
         self.clear_results()
         self.status.setText("")
@@ -225,9 +253,10 @@ class TrainingPanel(QWidget):
         return item
 
     def reviewed_count(self) -> int:
+        """Images Retrain trains on (edited or reviewed, with labels)."""
         if self.project is None:
             return 0
-        return len(self.project.list_images(("edited", "reviewed"), has_labels=True))
+        return len(self.project.list_images(TRAINED_STATUSES, has_labels=True))
 
     def selected_version(self) -> str | None:
         item = self.versions.currentItem()
@@ -273,12 +302,11 @@ class TrainingPanel(QWidget):
     def set_running(self, running: bool) -> None:
         reason = retrain_block_reason(self.project, running)
         self.retrain_button.setEnabled(not reason)
-        self.retrain_button.setToolTip(
-            reason or "Train on the reviewed images; proposals then use it"
-        )
+        self.retrain_button.setToolTip(reason or retrain_tip(self.project))
         self.reason.setText("" if running else reason)
         self.reason.setVisible(bool(reason) and not running)
         self.cancel_button.setEnabled(running)
+        self.progress.setVisible(running)  # idle, it looked like an empty text box
         has_versions = self.versions.count() > 1  # besides the "zero-shot only" entry
         self.use_button.setEnabled(not running and has_versions)
         self.rollback_button.setEnabled(not running and has_versions)

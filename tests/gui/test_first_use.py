@@ -65,7 +65,7 @@ def test_retrain_follows_review_shows_steps_and_resets_on_another_folder(
     window = open_window(qtbot, image_folder)
     panel, ws = window.training, window.workspace
     assert not panel.retrain_button.isEnabled()
-    assert "at least one reviewed image with labels" in panel.reason.text()
+    assert panel.reason.text().startswith("Retrain needs labels: paint on an image")
     _type_classes(qtbot, window, "sky, grass")
     for _ in range(2):  # accept the proposal (A), then mark reviewed (N)
         qtbot.waitUntil(lambda: ws.current.proposal is not None, timeout=TIMEOUT)

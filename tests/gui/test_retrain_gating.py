@@ -1,0 +1,51 @@
+"""Retrain trains on what ``annotator train`` trains on (edited and reviewed images with labels),
+and the Retrain panel says why the button is off and, when on, what it will train on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from _gui_helpers import TIMEOUT, add_class, drag, open_window
+from PySide6.QtWidgets import QDockWidget
+
+from annotator.gui.training_panel import NEEDS_LABELS
+from training import TrainConfig
+from training.dataset import split_project
+
+
+def test_painting_one_image_turns_retrain_on_and_says_what_it_trains_on(
+    qtbot, image_folder: Path, planted, shots: Path
+) -> None:
+    window = open_window(qtbot, image_folder)
+    panel, ws = window.training, window.workspace
+    window.findChild(QDockWidget, "Retrain").raise_()
+    qtbot.waitUntil(panel.reason.isVisible, timeout=TIMEOUT)
+    assert not panel.retrain_button.isEnabled()
+    assert panel.reason.text() == NEEDS_LABELS == panel.retrain_button.toolTip()
+    panel.grab().save(str(shots / "retrain_needs_labels.png"))
+
+    add_class(window, "road")
+    drag(qtbot, window, [(20.5, 60.5), (60.5, 60.5), (100.5, 60.5)])  # a brush stroke
+    # Autosave marks the image edited (not reviewed): that is enough, as for the CLI.
+    qtbot.waitUntil(panel.retrain_button.isEnabled, timeout=TIMEOUT)
+    assert not panel.reason.isVisible()
+    assert [r.status for r in ws.records() if r.relpath == ws.current.relpath] == ["edited"]
+    assert panel.retrain_button.toolTip() == (
+        "Train on the 1 labelled image (0 reviewed, 1 edited); proposals then use the new version"
+    )
+    split = split_project(ws.project, TrainConfig())  # what the job (and the CLI) trains on
+    assert split.train == (ws.current.relpath,)
+    window.close()
+
+
+def test_the_progress_bar_shows_only_while_retraining(qtbot) -> None:
+    from annotator.gui.training_panel import TrainingPanel
+
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    assert not panel.progress.isVisible()
+    panel.set_running(True)
+    assert panel.progress.isVisible() and not panel.reason.isVisible()
+    panel.set_running(False)
+    assert not panel.progress.isVisible() and panel.reason.text() == "Open a folder first."
