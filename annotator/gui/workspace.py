@@ -301,7 +301,14 @@ class Workspace(QObject):
         return self.order[start : start + max(0, self.settings.prefetch)]
 
     def prefetch_next(self) -> None:
-        """Decode the next images now and have the engine encode and propose them."""
+        """Decode the next images now and have the engine encode and propose them. Before any
+        class is typed the engine only encodes the shown image: the first proposal then costs
+        only the text (it used to wait seconds for the next images' encoding, which cannot be
+        interrupted once started)."""
+        if self.query().empty:
+            current = [] if self.current is None else [self._make_request(self.current, True)]
+            self.engine.worker.prefetch(current)
+            return
         requests = []
         for relpath in self._next_relpaths():
             bundle = self.loader.cached(relpath)

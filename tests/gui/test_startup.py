@@ -130,3 +130,47 @@ def test_a_failed_background_import_hands_back_to_the_caller_once(qtbot) -> None
     qtbot.waitUntil(lambda: calls == [True], timeout=TIMEOUT)
     # Its own import now raises the real error for the user to see: no endless retries.
     assert _imports.module_ready(name, owner, lambda: calls.append(False))
+
+
+def test_before_any_class_the_engine_encodes_the_shown_image_first(
+    qtbot, image_folder: Path, planted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first proposal after typing a class must not wait for the next images: with no
+    classes the engine only encodes the shown image, and proposes nothing."""
+    import hashlib
+
+    import numpy as np
+    from _gui_helpers import add_class, open_window
+
+    from annotator.gui import _engine
+
+    calls: list[tuple[str, object]] = []
+    plant = _engine.create_app_segmenter
+
+    def spied(config: object) -> object:
+        segmenter = plant(config)
+        set_image, predict = segmenter.set_image, segmenter.predict
+
+        def encode(image: np.ndarray) -> None:
+            calls.append(("encode", hashlib.sha1(image.tobytes()).hexdigest()))
+            set_image(image)
+
+        def propose(classes: list[str], **kwargs: object) -> object:
+            calls.append(("predict", tuple(classes)))
+            return predict(classes, **kwargs)
+
+        segmenter.set_image, segmenter.predict = encode, propose
+        return segmenter
+
+    monkeypatch.setattr(_engine, "create_app_segmenter", spied)
+    window = open_window(qtbot, image_folder)
+    ws = window.workspace
+    shown = hashlib.sha1(ws.current.image.tobytes()).hexdigest()
+    qtbot.waitUntil(lambda: len(calls) >= 1, timeout=TIMEOUT)
+    qtbot.wait(1500)  # the prefetch timers have all fired by now
+    assert calls == [("encode", shown)]  # no proposal without classes, no other image
+    assert [r.status for r in ws.records()] == ["new", "new", "new"]
+    add_class(window, "sky")
+    qtbot.waitUntil(lambda: ws.current.proposal is not None, timeout=TIMEOUT)
+    assert ("predict", ("sky",)) in calls
+    window.close()
