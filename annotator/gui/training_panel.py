@@ -376,7 +376,9 @@ class TrainingPanel(QWidget):
         data = step.data if isinstance(step.data, dict) else {}
         round_note = f"round {data['round']}: " if "round" in data else ""
         self.status.setText(round_note + step.message)
-        if "loss" in data:
+        # The curve is the head's fit; the CaGNet generative step counts its own steps and
+        # losses (its line drew back across the plot from the fit's last step to 0).
+        if "loss" in data and data.get("phase", "fit") == "fit":
             self._plot_loss(int(data.get("round", 1)), data.get("step"), step.total, data["loss"])
 
     def _plot_loss(self, round_number: int, step: Any, total: int, loss: float) -> None:

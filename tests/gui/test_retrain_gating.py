@@ -49,3 +49,19 @@ def test_the_progress_bar_shows_only_while_retraining(qtbot) -> None:
     assert panel.progress.isVisible() and not panel.reason.isVisible()
     panel.set_running(False)
     assert not panel.progress.isVisible() and panel.reason.text() == "Open a folder first."
+
+
+def test_the_loss_curve_shows_the_fit_not_the_generative_step(qtbot) -> None:
+    from annotator.gui.training_panel import TrainingPanel
+    from annotator.progress import Progress
+
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    for step, loss in ((10, 0.9), (20, 0.5), (30, 0.2)):
+        panel.on_progress(Progress(step, 30, "fit", {"phase": "fit", "round": 1, "step": step,
+                                                    "loss": loss}))  # fmt: skip
+    for step in (0, 60):
+        data = {"phase": "generative", "round": 1, "step": step, "loss": 1.2}
+        panel.on_progress(Progress(step, 300, f"generative step {step}/300, loss 1.2", data))
+    assert panel.loss_points == [0.9, 0.5, 0.2] and panel._loss_x == [10, 20, 30]
+    assert panel.status.text() == "round 1: generative step 60/300, loss 1.2"
