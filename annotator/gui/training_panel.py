@@ -139,6 +139,9 @@ class TrainingPanel(QWidget):
         self._build_plot()
         self._build_table()
         self.versions = QListWidget()
+        self.versions.setWordWrap(True)
+        self.versions.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.versions.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.use_button = QPushButton("Use this version")
         self.rollback_button = QPushButton("Roll back")
         self._lay_out()
@@ -157,7 +160,7 @@ class TrainingPanel(QWidget):
             axis = self.plot.getAxis(side)
             axis.setPen(pg.mkPen(palette.color(QPalette.ColorRole.Mid)))
             axis.setTextPen(pg.mkPen(text))
-        self.plot.setLabel("bottom", "training step (rounds follow one another)")
+        self.plot.setLabel("bottom", "training step, all rounds")
         self.plot.setLabel("left", "loss")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setMinimumHeight(150)
@@ -239,7 +242,18 @@ class TrainingPanel(QWidget):
             )
             item.setData(_ID_ROLE, _ZERO_SHOT_ID)
             self.versions.addItem(item)
+        self._mark_active()
         self.update_state()
+
+    def _mark_active(self) -> None:
+        """The active entry in bold; every entry wraps (the zero-shot line, with its scores,
+        ran past the panel's edge and hid its "(active)")."""
+        for row in range(self.versions.count()):
+            item = self.versions.item(row)
+            font = item.font()
+            font.setBold(item.text().endswith("(active)"))
+            item.setFont(font)
+            item.setToolTip(item.text())
 
     @staticmethod
     def _version_item(version: Any) -> QListWidgetItem:

@@ -65,3 +65,32 @@ def test_the_loss_curve_shows_the_fit_not_the_generative_step(qtbot) -> None:
         panel.on_progress(Progress(step, 300, f"generative step {step}/300, loss 1.2", data))
     assert panel.loss_points == [0.9, 0.5, 0.2] and panel._loss_x == [10, 20, 30]
     assert panel.status.text() == "round 1: generative step 60/300, loss 1.2"
+
+
+def test_the_active_version_is_bold_and_its_line_fits_the_panel(
+    qtbot, tmp_path: Path, shots: Path
+) -> None:
+    import training
+    from annotator.gui.training_panel import TrainingPanel
+    from training.testing import build_textured_project
+
+    project = build_textured_project(tmp_path / "scenes", count=4, reviewed=3, size=48)
+    config = training.TrainConfig(rounds=1, steps=10, samples_per_class=100, batch_size=128)
+    for _ in training.train(project, None, config):
+        pass
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.resize(300, 760)
+    panel.show()
+    panel.set_project(project)
+    training.rollback(project)  # back to zero-shot: its long line carries "(active)"
+    panel.refresh()
+    qtbot.waitUntil(lambda: panel.versions.count() == 2, timeout=10_000)
+    zero_shot = panel.versions.item(1)
+    assert zero_shot.text().endswith("(active)") and zero_shot.font().bold()
+    assert not panel.versions.item(0).font().bold()
+    viewport = panel.versions.viewport().width()
+    assert panel.versions.visualItemRect(zero_shot).right() <= viewport
+    assert not panel.versions.horizontalScrollBar().isVisible()
+    panel.grab().save(str(shots / "retrain_versions_zero_shot_active.png"))
+    project.close()
