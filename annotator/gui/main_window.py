@@ -310,6 +310,7 @@ class MainWindow(QMainWindow):
         if self.training is not None:
             self.training.set_project(project)
         self.batch_label.setText("")  # the last project's propose-all / export outcome
+        self.latency_label.setText("Proposal: —")  # (and its last proposal time)
         self.groups_panel.set_project(project)
         self.settings.add_recent(project.root)
         save_settings(self.settings)

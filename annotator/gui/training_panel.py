@@ -214,6 +214,8 @@ class TrainingPanel(QWidget):
         self._loss_x, self._loss_y = [], []
         self._round, self._offset, self._round_total = 0, 0, 0
         self.curve.setData([], [])
+        self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)  # not the last run's axes
+        self.plot.enableAutoRange()
         for mark in self.round_marks:
             self.plot.removeItem(mark)
         self.round_marks = []

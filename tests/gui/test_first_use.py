@@ -106,6 +106,9 @@ def test_retrain_follows_review_shows_steps_and_resets_on_another_folder(
     assert panel.table.rowCount() == 0 and panel.loss_points == [] and panel.round_marks == []
     assert panel.status.text() == "" and panel.versions.count() == 0
     assert window.batch_label.text() == ""
+    assert window.latency_label.text() == "Proposal: —"  # not the last folder's time
+    (x0, x1), (y0, y1) = panel.plot.getViewBox().viewRange()
+    assert x1 <= 1.01 and y1 <= 1.01  # not the last run's 40 steps and its loss range
     assert not panel.retrain_button.isEnabled()
     window.close()
 
