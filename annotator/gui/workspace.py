@@ -305,16 +305,15 @@ class Workspace(QObject):
         class is typed the engine only encodes the shown image: the first proposal then costs
         only the text (it used to wait seconds for the next images' encoding, which cannot be
         interrupted once started)."""
-        if self.query().empty:
-            current = [] if self.current is None else [self._make_request(self.current, True)]
-            self.engine.worker.prefetch(current)
-            return
+        no_classes = self.query().empty
         requests = []
+        if no_classes and self.current is not None:
+            requests.append(self._make_request(self.current, prefetch=True))
         for relpath in self._next_relpaths():
             bundle = self.loader.cached(relpath)
             if bundle is None:
                 self.loader.load(relpath)
-            elif self._needs_proposal(relpath):
+            elif not no_classes and self._needs_proposal(relpath):
                 requests.append(self._make_request(bundle, prefetch=True))
         self.engine.worker.prefetch(requests)
 

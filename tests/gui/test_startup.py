@@ -168,7 +168,8 @@ def test_before_any_class_the_engine_encodes_the_shown_image_first(
     shown = hashlib.sha1(ws.current.image.tobytes()).hexdigest()
     qtbot.waitUntil(lambda: len(calls) >= 1, timeout=TIMEOUT)
     qtbot.wait(1500)  # the prefetch timers have all fired by now
-    assert calls == [("encode", shown)]  # no proposal without classes, no other image
+    # No proposal without classes, no other image (repeats of it hit the feature cache).
+    assert set(calls) == {("encode", shown)}
     assert [r.status for r in ws.records()] == ["new", "new", "new"]
     add_class(window, "sky")
     qtbot.waitUntil(lambda: ws.current.proposal is not None, timeout=TIMEOUT)
