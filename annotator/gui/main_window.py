@@ -242,6 +242,15 @@ class MainWindow(QMainWindow):
             action = self._action(key, text, slot, shortcut)
             menu.addAction(action)
             self.model_toolbar.addAction(action)
+        menu.addSeparator()  # Retrain lived only in a tab behind Classes
+        menu.addAction(self._action("retrain", "Retrain on my labels", self.retrain_from_menu))
+
+    def retrain_from_menu(self) -> None:
+        """Show the Retrain panel and start retraining, or say in the status bar why not."""
+        self.findChild(QDockWidget, "Retrain").raise_()
+        reason = self.training.start_or_explain()
+        if reason:
+            self.statusBar().showMessage(reason, 10000)
 
     def _connect(self) -> None:
         ws = self.workspace

@@ -327,6 +327,13 @@ class TrainingPanel(QWidget):
         self.use_button.setEnabled(not running and has_versions)
         self.rollback_button.setEnabled(not running and has_versions)
 
+    def start_or_explain(self) -> str:
+        """Press Retrain for the user (Model menu): "" when it started, else why it cannot."""
+        reason = retrain_block_reason(self.project, self.worker is not None or self._job_running)
+        if not reason:
+            self.retrain_button.click()
+        return reason
+
     def job_factory(self) -> Callable[..., Any]:
         """For ``EngineWorker.start_batch``: ``factory(project, segmenter, adapter, stop)``."""
         from training import train

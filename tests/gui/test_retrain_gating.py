@@ -94,3 +94,25 @@ def test_the_active_version_is_bold_and_its_line_fits_the_panel(
     assert not panel.versions.horizontalScrollBar().isVisible()
     panel.grab().save(str(shots / "retrain_versions_zero_shot_active.png"))
     project.close()
+
+
+def test_model_menu_retrain_shows_the_panel_and_says_why_not_or_starts(
+    qtbot, image_folder: Path, planted
+) -> None:
+    window = open_window(qtbot, image_folder)
+    ws, panel = window.workspace, window.training
+    menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Model")
+    assert "Retrain on my labels" in [a.text() for a in menu.actions()]
+    window.actions["retrain"].trigger()
+    assert window.statusBar().currentMessage() == NEEDS_LABELS
+    qtbot.waitUntil(lambda: not panel.visibleRegion().isEmpty(), timeout=TIMEOUT)
+    assert ws.batch_kind is None
+    add_class(window, "road")
+    drag(qtbot, window, [(20.5, 60.5), (100.5, 60.5)])
+    qtbot.waitUntil(panel.retrain_button.isEnabled, timeout=TIMEOUT)
+    panel.config = TrainConfig(rounds=1, steps=5, samples_per_class=50, batch_size=64,
+                               use_clip_features=False)  # fmt: skip
+    window.actions["retrain"].trigger()
+    assert ws.batch_kind == "train" and panel.status.text() == "Retraining…"
+    qtbot.waitUntil(lambda: ws.batch_kind is None, timeout=60_000)
+    window.close()
