@@ -249,8 +249,8 @@ class MainWindow(QMainWindow):
         """Show the Retrain panel and start retraining, or say in the status bar why not."""
         self.findChild(QDockWidget, "Retrain").raise_()
         reason = self.training.start_or_explain()
-        if reason:
-            self.statusBar().showMessage(reason, 10000)
+        if reason:  # its first sentence fits the status bar; the panel shows all of it
+            self.statusBar().showMessage(reason.split(". ")[0].rstrip(".") + ".", 10000)
 
     def _connect(self) -> None:
         ws = self.workspace

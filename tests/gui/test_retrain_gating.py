@@ -104,7 +104,9 @@ def test_model_menu_retrain_shows_the_panel_and_says_why_not_or_starts(
     menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Model")
     assert "Retrain on my labels" in [a.text() for a in menu.actions()]
     window.actions["retrain"].trigger()
-    assert window.statusBar().currentMessage() == NEEDS_LABELS
+    shown = "Retrain needs labels: paint on an image or accept a proposal (A)."
+    assert window.statusBar().currentMessage() == shown and NEEDS_LABELS.startswith(shown)
+    assert panel.reason.text() == NEEDS_LABELS  # the panel says all of it
     qtbot.waitUntil(lambda: not panel.visibleRegion().isEmpty(), timeout=TIMEOUT)
     assert ws.batch_kind is None
     add_class(window, "road")
