@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="open the desktop app on a fresh copy of the bundled sample folder",
     )
-    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    # prog: "usage: annotator import [-h] ...", not the two-line usage above glued in front.
+    commands = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", prog="annotator"
+    )
     for module in _subcommand_modules():
         sub = commands.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.register(sub)

@@ -37,21 +37,47 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 
-def create_memory_segmenter(args: argparse.Namespace, project: Any) -> Any:
-    """The engine the project's flags describe (given flags, else the remembered ones, else the
-    defaults); its ``available`` is False when the CLIP weights are missing."""
-    from annotator.engine import create_segmenter
-
-    return create_segmenter(memory_engine_config(args, project), allow_missing_weights=True)
-
-
 def memory_engine_config(args: argparse.Namespace, project: Any) -> Any:
-    """The ``EngineConfig`` of :func:`create_memory_segmenter` (without loading the model)."""
+    """The EngineConfig the project's flags describe (given flags, else the remembered ones,
+    else the defaults)."""
     from annotator.cli._engine_flags import engine_config_from_args
     from annotator.cli.train import ENGINE_SETTING, resolve_engine_args
 
     chosen = resolve_engine_args(args, project.get_setting(ENGINE_SETTING))
     return engine_config_from_args(argparse.Namespace(**{**vars(args), **chosen}))
+
+
+def create_memory_segmenter(args: argparse.Namespace, project: Any) -> Any:
+    """The engine of :func:`memory_engine_config`; its ``available`` is False when the CLIP
+    weights are missing."""
+    from annotator.engine import create_segmenter
+
+    return create_segmenter(memory_engine_config(args, project), allow_missing_weights=True)
+
+
+def missing_weights(config: Any) -> str | None:
+    """Why ``config``'s CLIP weights are surely not on this machine, found by looking in the
+    cache (no torch, no model: an import without weights must not wait 10 s to learn nothing).
+    None when they are there, may still be downloaded, or the look-up cannot tell."""
+    from pathlib import Path
+
+    from annotator.cli import _model_table
+    from annotator.engine import weights
+
+    tag = config.pretrained
+    if tag is None:  # random weights: nothing to find
+        return None
+    if weights.looks_like_path(tag):
+        exists = Path(tag).expanduser().is_file()
+        return None if exists else f"the weights file {tag} does not exist"
+    if config.download and not weights.is_offline():
+        return None
+    try:
+        source = _model_table.weights_source(config.model, tag)
+        found = weights.find_weights(source, config.cache_dir)
+    except Exception:  # noqa: BLE001 - unknown model or tag: the engine says which, later
+        return None
+    return None if found else f"the CLIP weights {config.model}:{tag} are not in the cache"
 
 
 def default_engine_args() -> argparse.Namespace:
@@ -63,17 +89,33 @@ def default_engine_args() -> argparse.Namespace:
     return args
 
 
+def _usable_segmenter(config: Any) -> tuple[Any, str | None]:
+    """(segmenter, None), or (None, why the CLIP weights are missing) without loading torch
+    when a look in the cache already tells."""
+    reason = missing_weights(config)
+    if reason is not None:
+        return None, reason
+    from annotator.engine import create_segmenter
+
+    segmenter = create_segmenter(config, allow_missing_weights=True)
+    if segmenter.available:
+        return segmenter, None
+    return None, str(segmenter.weights_error).strip().splitlines()[0].rstrip(".")
+
+
 def learn_new_labels(project: Any, args: argparse.Namespace | None = None) -> int | None:
     """Teach the memory every human-labelled image it has not learned (after an import).
     Returns the number learned, or None (note on stderr) when no CLIP weights are available."""
     from annotator.cli.export import drain
     from annotator.engine.memory import learn_project_job, load_project_memory, memory_folder
 
-    segmenter = create_memory_segmenter(args or default_engine_args(), project)
-    if not segmenter.available:
+    config = memory_engine_config(args or default_engine_args(), project)
+    segmenter, reason = _usable_segmenter(config)
+    if reason is not None:
         print(
-            f"note: the class memory was not updated ({segmenter.weights_error}); run "
-            f"'annotator memory {project.root} --update' once the weights are there.",
+            f"note: the class memory was not updated: {reason} ('annotator models info' says "
+            f"how to get them); once they are there, run 'annotator memory {project.root} "
+            "--update'.",
             file=sys.stderr,
         )
         return None

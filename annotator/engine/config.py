@@ -36,9 +36,9 @@ def templates_named(name: str) -> tuple[str, ...]:
     """The template set ``name`` ("single", "ensemble", "imagenet")."""
     key = name.strip().lower()
     if key == "imagenet":
-        from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+        from annotator.engine._imagenet_templates import imagenet_templates
 
-        return tuple(template("{}") for template in OPENAI_IMAGENET_TEMPLATES)
+        return imagenet_templates()  # read without importing open_clip (and torch)
     if key not in TEMPLATE_SETS:
         raise EngineConfigError(
             f"Unknown template set {name!r}; choose single, ensemble or imagenet"

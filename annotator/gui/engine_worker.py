@@ -284,6 +284,9 @@ class EngineWorker(QObject):
             if not request.prefetch:
                 self.failed.emit(request.id, "No model is loaded, so there is no proposal.", "")
             return
+        if request.query.empty:
+            self._encode(request.image)
+            return
         start = time.perf_counter()
         try:
             import torch
@@ -307,6 +310,18 @@ class EngineWorker(QObject):
                 request.prefetch, request.submitted, segments,
             )
         )  # fmt: skip
+
+    def _encode(self, image: np.ndarray) -> None:
+        """No classes yet: only compute (and cache) the features of ``image`` (``HxWx3 uint8``),
+        so the proposal asked for once classes are typed skips the image encoder. Nothing is
+        stored or sent back; a failure here shows up on the real request."""
+        if not getattr(self._segmenter, "available", False):
+            return
+        with contextlib.suppress(Exception):
+            import torch
+
+            with torch.inference_mode():
+                self._segmenter.set_image(image)
 
     def _begin_batch(self, pending: tuple[Callable[..., Any], bool]) -> None:
         factory, needs_model = pending

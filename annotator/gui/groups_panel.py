@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotator.gui._imports import module_ready
 from annotator.progress import Progress
 
 _ID_ROLE = 0x0100  # Qt.ItemDataRole.UserRole
@@ -137,10 +138,15 @@ class GroupsPanel(QWidget):
 
     def refresh(self) -> None:
         """Reload the stored grouping and render its strips in a worker."""
+        self.groups.clear()
+        if self.project is not None and not module_ready("training.grouping", self, self.refresh):
+            self.result = None
+            self.status.setText("Loading…")  # (shown again once torch is imported)
+            self._update_buttons()
+            return
         from training.grouping import load_grouping
 
         self.result = None if self.project is None else load_grouping(self.project)
-        self.groups.clear()
         if self.result is None:
             self.status.setText("Not grouped yet: choose K and click Group folder.")
             self._update_buttons()

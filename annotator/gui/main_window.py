@@ -242,6 +242,15 @@ class MainWindow(QMainWindow):
             action = self._action(key, text, slot, shortcut)
             menu.addAction(action)
             self.model_toolbar.addAction(action)
+        menu.addSeparator()  # Retrain lived only in a tab behind Classes
+        menu.addAction(self._action("retrain", "Retrain on my labels", self.retrain_from_menu))
+
+    def retrain_from_menu(self) -> None:
+        """Show the Retrain panel and start retraining, or say in the status bar why not."""
+        self.findChild(QDockWidget, "Retrain").raise_()
+        reason = self.training.start_or_explain()
+        if reason:  # its first sentence fits the status bar; the panel shows all of it
+            self.statusBar().showMessage(reason.split(". ")[0].rstrip(".") + ".", 10000)
 
     def _connect(self) -> None:
         ws = self.workspace
@@ -310,6 +319,7 @@ class MainWindow(QMainWindow):
         if self.training is not None:
             self.training.set_project(project)
         self.batch_label.setText("")  # the last project's propose-all / export outcome
+        self.latency_label.setText("Proposal: —")  # (and its last proposal time)
         self.groups_panel.set_project(project)
         self.settings.add_recent(project.root)
         save_settings(self.settings)

@@ -25,6 +25,9 @@ RANDOM_TIP = "Random weights: the masks are meaningless; for testing the workflo
 
 #: Command-line phrasings of a fix -> where the same fix is in the app (applied in order).
 _GUI_PHRASES = (
+    # The app never downloads without asking: "downloads are off" read like a broken setting.
+    (r"they are not in the cache and downloads are off",
+     "they are not downloaded yet (“Download weights” fetches them)"),
     (r"pass '?--pretrained PATH'? with a local weights file \(([^)]*)\)",
      rf"choose a local weights file (\1) with {CHOOSE_FILE}"),
     (r"pass '?--pretrained PATH'? with a complete (\S+) weights file",

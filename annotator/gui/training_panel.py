@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotator.gui._imports import module_ready
 from annotator.progress import Progress
 
 _ID_ROLE = 0x0100  # Qt.ItemDataRole.UserRole
@@ -47,27 +48,57 @@ GZS3_ROWS = ("seen mIoU", "unseen mIoU", "hIoU")
 NO_PIXELS = "n/a"
 
 
+#: What Retrain trains on: the human labels of edited and reviewed images (imported labels
+#: are reviewed), as ``annotator train`` does (``training.dataset.LABELLED_STATUSES``).
+TRAINED_STATUSES = ("edited", "reviewed")
+NEEDS_LABELS = (
+    "Retrain needs labels: paint on an image or accept a proposal (A). Edited and reviewed "
+    "images both train; mark the finished ones reviewed (N)."
+)
+
+
+def labelled_counts(project: Any) -> dict[str, int] | None:
+    """{status: images with human labels} for edited and reviewed, plus "empty": reviewed
+    images without labels; None when no project is open (or it closed meanwhile)."""
+    from annotator.errors import ProjectError
+
+    if project is None:
+        return None
+    try:
+        counts = {s: len(project.list_images(s, has_labels=True)) for s in TRAINED_STATUSES}
+        counts["empty"] = len(project.list_images("reviewed")) - counts["reviewed"]
+    except ProjectError:  # closed while the window shuts down or opens another folder
+        return None
+    return counts
+
+
 def retrain_block_reason(project: Any, running: bool) -> str:
     """Why Retrain cannot start now ("" when it can). Counts the project's images live."""
     if running:
         return "A retraining job is running."
-    from annotator.errors import ProjectError
-
-    try:
-        labelled = len(project.list_images("reviewed", has_labels=True)) if project else 0
-        reviewed = len(project.list_images("reviewed")) if project else 0
-    except ProjectError:  # closed while the window shuts down or opens another folder
-        project = None
-    if project is None:
+    counts = labelled_counts(project)
+    if counts is None:
         return "Open a folder first."
-    if labelled:
+    if counts["edited"] or counts["reviewed"]:
         return ""
-    if reviewed:
+    if counts["empty"]:
         return (
-            f"{reviewed} image(s) are marked reviewed but hold no labels: paint labels "
-            "(or accept a proposal), then mark them reviewed (N)."
+            f"{counts['empty']} image(s) are marked reviewed but hold no labels: paint labels "
+            "(or accept a proposal) first."
         )
-    return "Retrain needs at least one reviewed image with labels: label one, press N."
+    return NEEDS_LABELS
+
+
+def retrain_tip(project: Any) -> str:
+    """The Retrain button's tooltip when it can start: what it will train on."""
+    counts = labelled_counts(project) or {"edited": 0, "reviewed": 0}
+    total = counts["edited"] + counts["reviewed"]
+    images = "image" if total == 1 else "images"
+    held = "; some are held out to score before and after" if total >= 2 else ""
+    return (
+        f"Train on the {total} labelled {images} ({counts['reviewed']} reviewed, "
+        f"{counts['edited']} edited{held}); proposals then use the new version"
+    )
 
 
 def _drive(job_factory: Callable[..., Any], should_stop: Callable[[], bool]) -> Generator:
@@ -99,17 +130,18 @@ class TrainingPanel(QWidget):
 
     def _build(self) -> None:
         self.retrain_button = QPushButton("Retrain")
-        self.retrain_button.setToolTip("Train on the labelled images; proposals then use it")
         self.cancel_button = QPushButton("Cancel")
         self.reason = QLabel("")
-        self.reason.setWordWrap(True)
-        self.reason.setStyleSheet("color: palette(mid);")
+        self.reason.setWordWrap(True)  # (normal text colour: it is what the user reads first)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.progress = QProgressBar()
         self._build_plot()
         self._build_table()
         self.versions = QListWidget()
+        self.versions.setWordWrap(True)
+        self.versions.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.versions.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.use_button = QPushButton("Use this version")
         self.rollback_button = QPushButton("Roll back")
         self._lay_out()
@@ -128,7 +160,7 @@ class TrainingPanel(QWidget):
             axis = self.plot.getAxis(side)
             axis.setPen(pg.mkPen(palette.color(QPalette.ColorRole.Mid)))
             axis.setTextPen(pg.mkPen(text))
-        self.plot.setLabel("bottom", "training step (rounds follow one another)")
+        self.plot.setLabel("bottom", "training step, all rounds")
         self.plot.setLabel("left", "loss")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setMinimumHeight(150)
@@ -171,7 +203,7 @@ class TrainingPanel(QWidget):
 
     def set_project(self, project: Any) -> None:
         """Show ``project``'s versions (the previous project's curve, table and messages go);
-        Retrain is enabled once it has a reviewed image with labels."""
+        Retrain is enabled once an image has human labels (edited or reviewed)."""
         self.project = project
         self.clear_results()
         self.status.setText("")
@@ -182,6 +214,8 @@ class TrainingPanel(QWidget):
         self._loss_x, self._loss_y = [], []
         self._round, self._offset, self._round_total = 0, 0, 0
         self.curve.setData([], [])
+        self.plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)  # not the last run's axes
+        self.plot.enableAutoRange()
         for mark in self.round_marks:
             self.plot.removeItem(mark)
         self.round_marks = []
@@ -193,12 +227,11 @@ class TrainingPanel(QWidget):
         self.set_running(self.worker is not None or self._job_running)
 
     def refresh(self) -> None:
-        from training import list_versions
-
         self.versions.clear()
-        if self.project is None:
-            self.update_state()
+        if self.project is None or not module_ready("training", self, self.refresh):
+            self.update_state()  # (listed again once torch and training are imported)
             return
+        from training import list_versions
         from training.report import ZERO_SHOT_ENTRY, scores_text, zero_shot_metrics
 
         versions = list_versions(self.project)
@@ -211,7 +244,18 @@ class TrainingPanel(QWidget):
             )
             item.setData(_ID_ROLE, _ZERO_SHOT_ID)
             self.versions.addItem(item)
+        self._mark_active()
         self.update_state()
+
+    def _mark_active(self) -> None:
+        """The active entry in bold; every entry wraps (the zero-shot line, with its scores,
+        ran past the panel's edge and hid its "(active)")."""
+        for row in range(self.versions.count()):
+            item = self.versions.item(row)
+            font = item.font()
+            font.setBold(item.text().endswith("(active)"))
+            item.setFont(font)
+            item.setToolTip(item.text())
 
     @staticmethod
     def _version_item(version: Any) -> QListWidgetItem:
@@ -225,9 +269,10 @@ class TrainingPanel(QWidget):
         return item
 
     def reviewed_count(self) -> int:
+        """Images Retrain trains on (edited or reviewed, with labels)."""
         if self.project is None:
             return 0
-        return len(self.project.list_images(("edited", "reviewed"), has_labels=True))
+        return len(self.project.list_images(TRAINED_STATUSES, has_labels=True))
 
     def selected_version(self) -> str | None:
         item = self.versions.currentItem()
@@ -273,15 +318,21 @@ class TrainingPanel(QWidget):
     def set_running(self, running: bool) -> None:
         reason = retrain_block_reason(self.project, running)
         self.retrain_button.setEnabled(not reason)
-        self.retrain_button.setToolTip(
-            reason or "Train on the reviewed images; proposals then use it"
-        )
+        self.retrain_button.setToolTip(reason or retrain_tip(self.project))
         self.reason.setText("" if running else reason)
         self.reason.setVisible(bool(reason) and not running)
         self.cancel_button.setEnabled(running)
+        self.progress.setVisible(running)  # idle, it looked like an empty text box
         has_versions = self.versions.count() > 1  # besides the "zero-shot only" entry
         self.use_button.setEnabled(not running and has_versions)
         self.rollback_button.setEnabled(not running and has_versions)
+
+    def start_or_explain(self) -> str:
+        """Press Retrain for the user (Model menu): "" when it started, else why it cannot."""
+        reason = retrain_block_reason(self.project, self.worker is not None or self._job_running)
+        if not reason:
+            self.retrain_button.click()
+        return reason
 
     def job_factory(self) -> Callable[..., Any]:
         """For ``EngineWorker.start_batch``: ``factory(project, segmenter, adapter, stop)``."""
@@ -348,7 +399,9 @@ class TrainingPanel(QWidget):
         data = step.data if isinstance(step.data, dict) else {}
         round_note = f"round {data['round']}: " if "round" in data else ""
         self.status.setText(round_note + step.message)
-        if "loss" in data:
+        # The curve is the head's fit; the CaGNet generative step counts its own steps and
+        # losses (its line drew back across the plot from the fit's last step to 0).
+        if "loss" in data and data.get("phase", "fit") == "fit":
             self._plot_loss(int(data.get("round", 1)), data.get("step"), step.total, data["loss"])
 
     def _plot_loss(self, round_number: int, step: Any, total: int, loss: float) -> None:

@@ -301,13 +301,19 @@ class Workspace(QObject):
         return self.order[start : start + max(0, self.settings.prefetch)]
 
     def prefetch_next(self) -> None:
-        """Decode the next images now and have the engine encode and propose them."""
+        """Decode the next images now and have the engine encode and propose them. Before any
+        class is typed the engine only encodes the shown image: the first proposal then costs
+        only the text (it used to wait seconds for the next images' encoding, which cannot be
+        interrupted once started)."""
+        no_classes = self.query().empty
         requests = []
+        if no_classes and self.current is not None:
+            requests.append(self._make_request(self.current, prefetch=True))
         for relpath in self._next_relpaths():
             bundle = self.loader.cached(relpath)
             if bundle is None:
                 self.loader.load(relpath)
-            elif self._needs_proposal(relpath):
+            elif not no_classes and self._needs_proposal(relpath):
                 requests.append(self._make_request(bundle, prefetch=True))
         self.engine.worker.prefetch(requests)
 

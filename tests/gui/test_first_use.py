@@ -65,7 +65,7 @@ def test_retrain_follows_review_shows_steps_and_resets_on_another_folder(
     window = open_window(qtbot, image_folder)
     panel, ws = window.training, window.workspace
     assert not panel.retrain_button.isEnabled()
-    assert "at least one reviewed image with labels" in panel.reason.text()
+    assert panel.reason.text().startswith("Retrain needs labels: paint on an image")
     _type_classes(qtbot, window, "sky, grass")
     for _ in range(2):  # accept the proposal (A), then mark reviewed (N)
         qtbot.waitUntil(lambda: ws.current.proposal is not None, timeout=TIMEOUT)
@@ -106,6 +106,9 @@ def test_retrain_follows_review_shows_steps_and_resets_on_another_folder(
     assert panel.table.rowCount() == 0 and panel.loss_points == [] and panel.round_marks == []
     assert panel.status.text() == "" and panel.versions.count() == 0
     assert window.batch_label.text() == ""
+    assert window.latency_label.text() == "Proposal: —"  # not the last folder's time
+    (x0, x1), (y0, y1) = panel.plot.getViewBox().viewRange()
+    assert x1 <= 1.01 and y1 <= 1.01  # not the last run's 40 steps and its loss range
     assert not panel.retrain_button.isEnabled()
     window.close()
 
