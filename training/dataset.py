@@ -63,7 +63,7 @@ def split_project(project: Any, config: TrainConfig) -> Split:
     train = tuple(r.relpath for r in labelled if not r.error and r.relpath not in holdout)
     if len(train) < config.min_train_images:
         raise NotEnoughLabelsError(
-            f"No reviewed images to train on yet: correct and review at least "
+            f"No labelled images to train on yet: correct (or import labels for) at least "
             f"{config.min_train_images + (1 if config.holdout > 0 else 0)} images (the project has "
             f"{len(train)} for training and {len(holdout)} held out for scoring)."
         )

@@ -125,7 +125,8 @@ def _train(
     quiet = args.json or not collective.is_main
     with contextlib.redirect_stderr(io.StringIO()) if not collective.is_main else _nothing():
         segmenter = create_project_segmenter(args, project)
-    with tqdm(total=args.rounds * args.steps, file=sys.stderr, disable=quiet) as bar:
+    # delay: a run refused at once (too few labels) prints its reason, not an empty 0/600 bar
+    with tqdm(total=args.rounds * args.steps, file=sys.stderr, disable=quiet, delay=1) as bar:
 
         def show(step: Any) -> None:
             data = step.data if isinstance(step.data, dict) else {}

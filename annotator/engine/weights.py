@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -220,21 +221,31 @@ def download_weights(
         )
     folder = cached_weights_folder(source, cache_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    errors: list[str] = []
+    errors: list[tuple[str, str]] = []
     for name, url in _candidate_urls(source):
         try:
             return _fetch(
                 url, folder / name, source.sha256_prefix if not source.hf_repo else "", progress
             )
         except urllib.error.HTTPError as error:
-            errors.append(f"{url}: HTTP {error.code}")
+            errors.append((url, f"HTTP {error.code}"))
         except (urllib.error.URLError, OSError, TimeoutError) as error:
-            errors.append(f"{url}: {error}")
+            errors.append((url, str(error)))
     with contextlib.suppress(OSError):
         folder.rmdir()  # only succeeds when nothing (not even a partial file) was written
-    raise missing_weights_error(
-        source.model, source.tag, "the download failed (" + "; ".join(errors) + ")", cache_dir
-    )
+    raise missing_weights_error(source.model, source.tag, describe_failures(errors), cache_dir)
+
+
+def describe_failures(errors: list[tuple[str, str]]) -> str:
+    """One readable reason for ``(url, reason)`` download failures.
+
+    The same reason from every source (no network: the usual case) is said once, with the hosts
+    tried, instead of three long URLs each repeating it."""
+    reasons = {reason for _, reason in errors}
+    if len(reasons) == 1:
+        hosts = ", ".join(dict.fromkeys(urllib.parse.urlsplit(url).netloc for url, _ in errors))
+        return f"the download failed ({reasons.pop()}; tried {hosts})"
+    return "the download failed (" + "; ".join(f"{url}: {why}" for url, why in errors) + ")"
 
 
 def _candidate_urls(source: WeightsSource) -> list[tuple[str, str]]:

@@ -161,3 +161,39 @@ def test_random_init_is_the_same_model_in_every_process() -> None:
     # Same weights; only float rounding may differ (1 or 2 threads). Another random init
     # differs by about 0.1.
     np.testing.assert_allclose(first, second, atol=1e-5)
+
+
+def test_a_failed_download_without_network_says_the_reason_once(
+    tmp_path: Path, monkeypatch
+) -> None:  # noqa: ANN001,E501
+    """No network: every source fails the same way; the user reads that reason once, not three
+    URLs each repeating it; nothing is left in the cache."""
+    import urllib.error
+
+    from annotator.engine import weights
+
+    def unreachable(url: str, *_args: object) -> Path:
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("ANNOTATOR_OFFLINE", raising=False)
+    monkeypatch.setattr(weights, "_fetch", unreachable)
+    source = weights_source("ViT-B-16", "openai")
+    with pytest.raises(WeightsUnavailableError) as raised:
+        weights.download_weights(source, tmp_path)
+    message = str(raised.value)
+    assert message.count("Name or service not known") == 1
+    assert "tried huggingface.co, openaipublic.azureedge.net" in message
+    assert "annotator models download ViT-B-16:openai" in message
+    assert not any(tmp_path.rglob("*.part"))
+
+
+def test_different_download_failures_are_each_named() -> None:
+    from annotator.engine.weights import describe_failures
+
+    text = describe_failures(
+        [("https://a.example/w.bin", "HTTP 404"), ("https://b.example/w.pt", "timed out")]
+    )
+    assert text == (
+        "the download failed (https://a.example/w.bin: HTTP 404; https://b.example/w.pt: timed out)"
+    )

@@ -40,7 +40,9 @@ def test_train_without_reviewed_images_says_what_to_do(tmp_path: Path, capsys) -
     folder = tmp_path / "fresh"
     build_project(folder, count=2, reviewed=0, size=32).close()
     assert main(["train", str(folder), *TINY]) == 1
-    assert "review at least 2 images" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "import labels for) at least 2 images" in err
+    assert "it/s" not in err  # no empty progress bar before the reason
 
 
 def test_training_never_imports_qt() -> None:

@@ -81,7 +81,7 @@ def test_self_training_uses_only_confident_unlabelled_pixels(labelled_project) -
 
 def test_without_reviewed_images_the_user_is_told_what_to_do(tmp_path: Path) -> None:
     project = build_project(tmp_path / "empty", count=3, reviewed=0)
-    with pytest.raises(NotEnoughLabelsError, match="review at least 2 images"):
+    with pytest.raises(NotEnoughLabelsError, match=r"import labels for\) at least 2 images"):
         run_job(train(project, None, TrainConfig(**FAST)))
     project.close()
 
