@@ -173,7 +173,7 @@ def pamr_kernel(image: Tensor, dilations: tuple[int, ...] = PAMR_DILATIONS) -> P
     work = _Workspace(flat, min(rows, grid.height) * grid.row, 8 * len(dilations))
     window, neighbours = grid.offsets(dilations, _WINDOW), grid.offsets(dilations, _OFFSETS)
     for a, b in grid.bands(rows):
-        weights[:, a:b] = work.weights(grid.start + a, b - a, window, neighbours)
+        work.weights(weights[:, a:b], grid.start + a, window, neighbours)
     return PamrKernel(grid, weights, tuple(dilations))
 
 
@@ -186,13 +186,14 @@ class _Workspace:
         self.mean, self.squares, self.deviation = flat.new_empty(3, channels, length).unbind(0)
         self.scores = flat.new_empty(neighbours, length)
 
-    def weights(self, first: int, length: int, window: list[int], neighbours: list[int]) -> Tensor:
-        """Softmax weights ``[N, length]`` of the flat range ``[first, first + length)``.
+    def weights(self, out: Tensor, first: int, window: list[int], neighbours: list[int]) -> None:
+        """Softmax weights ``out`` ``[N, length]`` of the flat range ``[first, first + length)``.
 
         No maximum is subtracted before ``exp``: every score is in ``[-51, 0]`` (a channel's
         ``|I_n - I_p|`` is at most ``sqrt(17 * 3 / 2) * sigma_p``, as ``I_n`` and the centre,
         counted twice, are among sigma's 18 samples), far from float64's (or float32's) limits.
         """
+        length = out.shape[1]
         flat, scores = self.flat, self.scores[:, :length]
         centre = flat[:, first : first + length]
         scale = self._inverse_scale(first, length, window)
@@ -205,7 +206,7 @@ class _Workspace:
             for channel in range(1, flat.shape[0]):
                 row.addcmul_(difference[channel], scale[channel])
         scores.exp_()
-        return scores.div_(scores.sum(dim=0))
+        torch.div(scores, scores.sum(dim=0), out=out)
 
     def _inverse_scale(self, first: int, length: int, window: list[int]) -> Tensor:
         """``-1 / (K * (1e-8 + 0.1 * sigma))`` per channel ``[K, length]``: sigma the unbiased
