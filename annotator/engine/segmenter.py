@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -42,15 +43,9 @@ from annotator.engine.protocol import (
     upsample,
     window_logits,
 )
-from annotator.engine.refine import (
-    PAMR_DILATIONS,
-    PAMR_MAX_PIXELS,
-    PAMR_STEPS,
-    get_refiner,
-    pamr_affinity,
-    propagate,
-)
-from annotator.engine.text import TextEmbeddings
+from annotator.engine.refine import PAMR_MAX_PIXELS, PamrKernel, get_refiner, pamr_kernel
+from annotator.engine.refine_cache import RefinedRows
+from annotator.engine.text import TextEmbeddings, split_synonyms
 from annotator.engine.text_store import TextStore
 from annotator.errors import AnnotatorError, WeightsUnavailableError
 
@@ -70,14 +65,19 @@ class EngineOutOfMemoryError(AnnotatorError):
 @dataclass
 class _ImageState:
     """One encoded image: ``features`` ``[D, gh, gw]`` averaged on the patch grid, ``windows``
-    each sliding window's own features (``None`` for whole-image encoding), and PAMR affinities
-    per refinement size (they depend on the image only)."""
+    each sliding window's own features (``None`` for whole-image encoding), PAMR's neighbour
+    weights per refinement size (they depend on the image only), and ``serial``, unique to this
+    encoding (the key of its refined rows)."""
 
     layout: Layout
     image: np.ndarray
     features: Tensor | None
     windows: Windows | None = None
-    affinity: dict[tuple[int, int], Tensor] = field(default_factory=dict)
+    affinity: dict[tuple[int, int], PamrKernel] = field(default_factory=dict)
+    serial: int = field(default_factory=lambda: next(_SERIALS))
+
+
+_SERIALS = itertools.count()
 
 
 def _state_bytes(state: _ImageState) -> int:
@@ -85,7 +85,7 @@ def _state_bytes(state: _ImageState) -> int:
     size += state.features.numel() * 4 if state.features is not None else 0
     size += sum(feat.numel() * 4 for _, _, feat in state.windows or ())
     height, width = refine_size(state.layout.original, PAMR_MAX_PIXELS)
-    return size + 8 * len(PAMR_DILATIONS) * height * width * 4  # room for the PAMR affinity
+    return size + 16 * height * (width + 32) * 4  # room for PAMR's weights (padded rows)
 
 
 def content_hash(image: np.ndarray) -> str:
@@ -142,6 +142,7 @@ class Segmenter:
         self.proposer = get_proposer(config.proposer)
         self._cache: ByteLRU[_ImageState] = ByteLRU(config.feature_cache_mb << 20, _state_bytes)
         self._state: _ImageState | None = None
+        self._refined = RefinedRows()
 
     @property
     def available(self) -> bool:
@@ -169,6 +170,7 @@ class Segmenter:
     def clear_cache(self) -> None:
         """Forget every encoded image (the current one stays usable for ``predict``)."""
         self._cache.clear()
+        self._refined.clear()
 
     def _require_weights(self) -> None:
         if self.backbone is None:
@@ -281,10 +283,11 @@ class Segmenter:
         state = self._current()
         self._require_weights()
         with torch.inference_mode():
-            scaled, _ = self._scaled_logits(state, _check_classes(classes))
+            names = _check_classes(classes)
+            scaled, _ = self._scaled_logits(state, names)
             size = state.layout.original
             if self.config.refine:
-                return self._refine(state, scaled, size).cpu().numpy()
+                return self._refine(state, scaled, size, self._row_names(names)).cpu().numpy()
             return upsample(scaled, size).float().cpu().numpy()
 
     def _threads_for(self, state: _ImageState, classes: int) -> AbstractContextManager:
@@ -339,33 +342,64 @@ class Segmenter:
             )
         return torch.from_numpy(adapted).to(logits.device)
 
-    def _refine(self, state: _ImageState, scaled: Tensor, size: tuple[int, int]) -> Tensor:
+    def _row_names(self, classes: list[str]) -> list[tuple]:
+        """What each row of zero-shot logits is a function of on a given image: its query
+        (one name, or a class's names averaged) and the logit scale."""
+        c = self.config
+        if c.synonyms == "max":
+            rows = [(name,) for entry in classes for name in split_synonyms(entry)]
+        else:
+            rows = [tuple(split_synonyms(entry)) for entry in classes]
+        return [(c.synonyms, c.logit_scale, row) for row in rows]
+
+    def _refine(
+        self,
+        state: _ImageState,
+        scaled: Tensor,
+        size: tuple[int, int],
+        rows: list[tuple] | None = None,
+    ) -> Tensor:
         """``scaled`` ``[Q, h, w]`` upsampled to ``size`` and refined along the working image
-        (upsampled the same way, as the references do)."""
-        # float64: PAMR's affinity divides colour differences by small local spreads, where
-        # float32 rounding of the upsampled image shows in the refined logits (~2e-4).
-        pixels = torch.from_numpy(np.require(state.image, requirements=["C", "W"]))
-        exact = torch.float32 if scaled.device.type == "mps" else torch.float64  # mps: no float64
-        image = pixels.to(scaled.device).permute(2, 0, 1).to(exact) / 255.0
+        (upsampled the same way, as the references do); with ``rows`` (:meth:`_row_names`, for
+        zero-shot logits), PAMR rows refined before on this image are reused."""
         if self.config.refine.strip().lower() != "pamr":
-            return refined_logits(scaled, image, size, self._refiner)
-        affinity = state.affinity.get(size)
-        if affinity is None:
-            affinity = state.affinity[size] = pamr_affinity(upsample(image, size))
-        return propagate(upsample(scaled.float(), size), affinity, PAMR_STEPS, PAMR_DILATIONS)
+            return refined_logits(scaled, self._refine_image(state, scaled), size, self._refiner)
+        kernel = state.affinity.get(size)
+        if kernel is None:
+            image = upsample(self._refine_image(state, scaled), size)
+            kernel = state.affinity[size] = pamr_kernel(image)
+        return self._refined.refine(state.serial, kernel, scaled, size, rows)
+
+    @staticmethod
+    def _refine_image(state: _ImageState, scaled: Tensor) -> Tensor:
+        """The working image ``[3, h, w]`` in [0, 1], float64 (float32 on mps: no float64).
+
+        float64: PAMR's affinity divides colour differences by small local spreads, where
+        float32 rounding of the upsampled image shows in the refined logits (~2e-4)."""
+        pixels = torch.from_numpy(np.require(state.image, requirements=["C", "W"]))
+        exact = torch.float32 if scaled.device.type == "mps" else torch.float64
+        return pixels.to(scaled.device).permute(2, 0, 1).to(exact) / 255.0
 
     def _finish(
-        self, state: _ImageState, names: list[str], scaled: Tensor, groups: Groups
+        self,
+        state: _ImageState,
+        names: list[str],
+        scaled: Tensor,
+        groups: Groups,
+        zero_shot: bool = False,
     ) -> Proposal:
+        """The proposal from ``scaled`` ``[Q, h, w]`` logits (``zero_shot``: straight from
+        the text of ``names``, not adapted, so refined rows may be reused)."""
+
         def transform(values: Tensor) -> Tensor:
             return class_probabilities(values.float(), groups)
 
         probabilities = transform(scaled)
         values = scaled
         if self._refiner is not None:
-            values = self._refine(
-                state, scaled, refine_size(state.layout.original, PAMR_MAX_PIXELS)
-            )
+            size = refine_size(state.layout.original, PAMR_MAX_PIXELS)
+            rows = self._row_names(names) if zero_shot else None
+            values = self._refine(state, scaled, size, rows)
         threshold = self.config.background_threshold
         labels, confidence = full_resolution_labels(
             values, state.layout.original, threshold, transform=transform, classes=len(names)

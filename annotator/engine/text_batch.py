@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from annotator.engine.heads._attention import add_mlp, residual_heads, self_attention, split_qkv
+from annotator.engine.heads._attention import add_mlp, residual_heads, self_attention
 
 if TYPE_CHECKING:
     from annotator.engine.backbone import ClipTextEncoder
@@ -83,33 +83,62 @@ def encode_templates(
 def _encode_rows(
     encoder: ClipTextEncoder, tokens: Tensor, template_index: Tensor, prefixes: _Prefixes
 ) -> Tensor:
+    """Rows are packed: the per-token layers (projections, feed-forward, norms: nearly all the
+    work) run only on the rows' real tokens, not on the padding up to the longest row (about
+    half of an 80-template batch); attention runs on the padded ``[B, H, S, d]`` layout."""
     model = encoder.model
     starts = prefixes.lengths[template_index]  # [B] first own position of each row
-    eot = tokens.argmax(dim=-1)
-    own = eot - starts + 1  # own tokens per row, end-of-text included
+    own = tokens.argmax(dim=-1) - starts + 1  # own tokens per row, end-of-text included
     span = int(own.max())
     offsets = torch.arange(span, device=tokens.device)
     positions = (starts[:, None] + offsets[None]).clamp(max=tokens.shape[1] - 1)
-    ids = tokens.gather(1, positions)
-    x = model.token_embedding(ids) + model.positional_embedding[positions].to(ids.device)
+    real = (offsets[None] < own[:, None]).flatten().nonzero().squeeze(1)  # packed -> padded
+    ids = tokens.gather(1, positions).flatten()[real]
+    x = model.token_embedding(ids) + model.positional_embedding[positions.flatten()[real]]
     mask = _mask(prefixes.lengths[template_index], prefixes.keys[0].shape[2], span)
-    pooled = own - 1
+    rows = torch.arange(tokens.shape[0], device=tokens.device)
+    pooled = rows * span + own - 1  # each row's end-of-text, padded index
     blocks = model.transformer.resblocks
-    for index, block in enumerate(blocks):
-        q, k, v = split_qkv(block.attn, block.ln_1(x))
-        k = torch.cat([prefixes.keys[index][template_index].to(k.dtype), k], dim=2)
-        v = torch.cat([prefixes.values[index][template_index].to(v.dtype), v], dim=2)
-        row_mask = mask
-        if index == len(blocks) - 1:  # only the pooled token is read after the last block
-            rows = torch.arange(x.shape[0], device=x.device)
-            q, x = q[rows, :, pooled].unsqueeze(2), x[rows, pooled].unsqueeze(1)
-            row_mask = mask[rows, :, pooled].unsqueeze(2)
-        x = add_mlp(block, residual_heads(block, x, self_attention(q, k, v, row_mask)))
+    for index, block in enumerate(blocks[:-1]):
+        q, k, v = _padded_qkv(block, x, real, tokens.shape[0], span)
+        k, v = _with_prefix(prefixes, index, template_index, k, v)
+        attended = self_attention(q, k, v, mask).transpose(1, 2).flatten(0, 1)  # [B * S, H, d]
+        x = add_mlp(block, residual_heads(block, x[:, None], attended[real][:, :, None])[:, 0])
+    q, k, v = _padded_qkv(blocks[-1], x, real, tokens.shape[0], span)
+    k, v = _with_prefix(prefixes, len(blocks) - 1, template_index, k, v)
+    # Only the end-of-text token is read after the last block.
+    q, pooled_mask = q[rows, :, own - 1].unsqueeze(2), mask[rows, :, own - 1].unsqueeze(2)
+    last = torch.searchsorted(real, pooled)  # packed index of each row's end-of-text
+    x = x[last][:, None]
+    x = add_mlp(blocks[-1], residual_heads(blocks[-1], x, self_attention(q, k, v, pooled_mask)))
     x = model.ln_final(x[:, 0])
     proj = model.text_projection
     if proj is None:
         return x
     return proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
+
+
+def _padded_qkv(
+    block: torch.nn.Module, x: Tensor, real: Tensor, batch: int, span: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-head q, k, v ``[B, H, S, d]`` of packed tokens ``x`` ``[N, W]`` (zeros at padding)."""
+    packed = torch.nn.functional.linear(
+        block.ln_1(x), block.attn.in_proj_weight, block.attn.in_proj_bias
+    )
+    padded = packed.new_zeros(batch * span, packed.shape[1])
+    padded[real] = packed
+    heads = block.attn.num_heads
+    qkv = padded.view(batch, span, 3, heads, -1).permute(2, 0, 3, 1, 4)
+    return qkv[0], qkv[1], qkv[2]
+
+
+def _with_prefix(
+    prefixes: _Prefixes, index: int, template_index: Tensor, k: Tensor, v: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Each row's template prefix keys and values put before its own ``k``, ``v``."""
+    k = torch.cat([prefixes.keys[index][template_index].to(k.dtype), k], dim=2)
+    v = torch.cat([prefixes.values[index][template_index].to(v.dtype), v], dim=2)
+    return k, v
 
 
 def _mask(lengths: Tensor, longest: int, span: int) -> Tensor:

@@ -17,4 +17,7 @@ class DenseProposer:
         self.timings: dict[str, float] = {}
 
     def propose(self, segmenter: Any, inputs: ProposerInput) -> Proposal:
-        return segmenter._finish(inputs.state, inputs.names, inputs.logits, inputs.groups)
+        zero_shot = inputs.adapter is None
+        return segmenter._finish(
+            inputs.state, inputs.names, inputs.logits, inputs.groups, zero_shot=zero_shot
+        )

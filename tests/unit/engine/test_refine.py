@@ -1,4 +1,5 @@
-"""PAMR as NACLIP publishes it: equal to a plain stacked re-derivation, exact on a colour edge."""
+"""PAMR as NACLIP publishes it: equal to a plain stacked re-derivation, exact on a colour edge;
+its fast layout (flat buffer, bands) and the cache of refined rows change no result."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from annotator.engine.refine import PAMR_DILATIONS, pamr
+from annotator.engine.refine import PAMR_DILATIONS, PAMR_STEPS, pamr, pamr_kernel
 from tests.unit.engine.protocol_reference import pamr as reference_pamr
 
 
@@ -32,3 +33,89 @@ def test_pamr_puts_a_coarse_boundary_exactly_on_the_colour_edge(offset: int) -> 
     logits[1, :, edge + offset :] = 1.0
     labels = pamr(image, logits).argmax(dim=0)
     assert (labels[:, :edge] == 0).all() and (labels[:, edge:] == 1).all()
+
+
+@pytest.mark.parametrize("size", [(5, 37), (3, 50), (40, 17), (1, 1)])
+def test_pamr_equals_the_description_on_images_smaller_than_a_dilation(size: tuple) -> None:
+    """The flat padded buffer replicates edges exactly as padding each step would."""
+    rng = np.random.default_rng(sum(size))
+    image = torch.from_numpy(rng.random((3, *size)))
+    logits = torch.from_numpy(rng.normal(0, 4, (1, 2, *size)))
+    expected = reference_pamr(image[None], logits)[0]
+    np.testing.assert_allclose(pamr(image, logits[0]).numpy(), expected.numpy(), atol=1e-4)
+
+
+def test_cpu_bands_give_the_result_of_one_band(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Working in bands of rows (to stay in the cache) changes nothing, bit for bit."""
+    from annotator.engine import refine
+
+    rng = np.random.default_rng(1)
+    image = torch.from_numpy(rng.random((3, 90, 61)))
+    logits = torch.from_numpy(rng.normal(0, 4, (3, 90, 61))).float()
+    monkeypatch.setattr(refine, "_BAND_BYTES", 1)  # 8 rows a band
+    kernel = pamr_kernel(image)
+    banded = kernel.propagate(logits)
+    monkeypatch.setattr(refine, "_BAND_BYTES", 1 << 40)  # one band
+    assert torch.equal(pamr_kernel(image).weights, kernel.weights)
+    assert torch.equal(pamr_kernel(image).propagate(logits), banded)
+
+
+class _CountingKernel:
+    """A PAMR kernel that counts the rows it refines."""
+
+    def __init__(self, image: torch.Tensor) -> None:
+        self.kernel = pamr_kernel(image)
+        self.rows = 0
+
+    def propagate(self, values: torch.Tensor, steps: int = PAMR_STEPS) -> torch.Tensor:
+        self.rows += values.shape[0]
+        return self.kernel.propagate(values, steps)
+
+
+def test_refined_rows_are_reused_only_for_the_same_image_and_name() -> None:
+    from annotator.engine.protocol import upsample
+    from annotator.engine.refine_cache import RefinedRows
+
+    rng = np.random.default_rng(2)
+    image = torch.from_numpy(rng.random((3, 48, 64)))
+    logits = torch.from_numpy(rng.normal(0, 4, (3, 24, 32))).float()
+    counting, cache = _CountingKernel(image), RefinedRows()
+    first = cache.refine(7, counting, logits, (48, 64), ["a", "b", "c"])
+    expected = pamr(image, upsample(logits, (48, 64)))
+    assert torch.equal(first, expected) and counting.rows == 3
+    again = cache.refine(7, counting, logits[[2, 0]], (48, 64), ["c", "a"])  # other order
+    assert torch.equal(again, expected[[2, 0]]) and counting.rows == 3
+    mixed = cache.refine(7, counting, logits[[1, 2]] + 1, (48, 64), ["d", "c"])
+    assert counting.rows == 4
+    assert torch.equal(mixed[1], expected[2])
+    torch.testing.assert_close(mixed[0], expected[1] + 1, rtol=0, atol=1e-5)
+    cache.refine(8, counting, logits, (48, 64), ["a", "b", "c"])  # another image
+    assert counting.rows == 7
+    cache.refine(7, counting, logits, (48, 64))  # unnamed (adapted) rows: always refined
+    assert counting.rows == 10
+
+
+def test_a_requery_reuses_refined_names_and_answers_the_same() -> None:
+    """Asking again (known names, one new) gives what a fresh segmenter gives, refining only the
+    new name; another image, or an adapter's logits, are refined anew."""
+    from tests.unit.engine.helpers import painted_scene, tiny_segmenter
+
+    image, _ = painted_scene(60, 80)
+    warm, fresh = tiny_segmenter(refine="pamr"), tiny_segmenter(refine="pamr")
+    warm.set_image(image)
+    warm.predict(["cat", "dog; puppy", "sky"])
+    assert len(warm._refined) == 4  # one row a name
+    again = warm.predict(["sky", "grass", "cat"])
+    assert len(warm._refined) == 5  # only "grass" was refined
+    fresh.set_image(image)
+    expected = fresh.predict(["sky", "grass", "cat"])
+    np.testing.assert_array_equal(again.label_map, expected.label_map)
+    np.testing.assert_allclose(again.confidence, expected.confidence, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        warm.query_logits(["cat", "dog"]), fresh.query_logits(["cat", "dog"]), rtol=0, atol=1e-5
+    )
+    warm.predict(["sky", "grass"], adapter=lambda view: view.zero_shot_logits[::-1].copy())
+    assert len(warm._refined) == 5
+    warm.set_image(image[::-1].copy())
+    warm.predict(["sky", "grass", "cat"])
+    assert len(warm._refined) == 8
