@@ -30,6 +30,11 @@ class ProjectError(AnnotatorError):
     """A project folder or its sidecar store cannot be used as asked."""
 
 
+class ProjectClosedError(ProjectError):
+    """The project was closed (another folder was opened, the app is closing) while work on it
+    was still under way; that work is dropped, nothing stored is lost."""
+
+
 class ProjectLockedError(ProjectError):
     """Another process holds the project open for writing."""
 

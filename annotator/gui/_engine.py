@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from annotator.errors import ProjectClosedError
+
 
 def create_app_segmenter(config: Any) -> Any:
     """The segmenter for ``config``; with missing weights it still returns one whose
@@ -57,6 +59,8 @@ def learn(project: Any, segmenter: Any, memory: Any, relpath: str, image: Any, l
 
     updated = learn_labels(memory, segmenter, image, labels, project.unlabeled_value, relpath)
     if updated and not project.read_only:
+        if project.closed:  # closed meanwhile: its lock is gone, another process may own it
+            raise ProjectClosedError(f"The project {project.root} is closed; open it again.")
         memory.save(memory_folder(project))
     return bool(updated)
 

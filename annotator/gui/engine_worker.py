@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from annotator.errors import AnnotatorError
+from annotator.errors import AnnotatorError, ProjectClosedError
 from annotator.gui import _engine
 from annotator.gui._propose import ClassQuery, predict_with_segments, propose_all
 from annotator.progress import Progress
@@ -209,8 +209,18 @@ class EngineWorker(QObject):
         self._segmenter = segmenter
         self._adapter = self._load_adapter(project)
         self._memory = self._load_memory(project, segmenter)
-        self._catch_up = deque(_engine.unlearned_images(project, self._memory))
+        try:
+            self._catch_up = deque(_engine.unlearned_images(project, self._memory))
+        except ProjectClosedError:  # another folder is on its way; its own load follows
+            self._catch_up = deque()
         self.state_changed.emit(_engine.describe(segmenter, config))
+
+    def _fail(self, request_id: int, message: str, error: BaseException) -> None:
+        """Send ``failed`` for ``error``, except for work on a project closed meanwhile (another
+        folder opened, the window closing): that work is moot, and the user did nothing wrong."""
+        if isinstance(error, ProjectClosedError):
+            return
+        self.failed.emit(request_id, message, _details(error))
 
     def _load_adapter(self, project: Any) -> Any:
         if project is None:
@@ -218,14 +228,14 @@ class EngineWorker(QObject):
         try:
             return _engine.load_adapter(project)
         except Exception as error:  # noqa: BLE001
-            self.failed.emit(0, f"The trained head could not be loaded: {error}", _details(error))
+            self._fail(0, f"The trained head could not be loaded: {error}", error)
             return None
 
     def _load_memory(self, project: Any, segmenter: Any) -> Any:
         try:
             memory = _engine.load_memory(project, segmenter)
         except Exception as error:  # noqa: BLE001
-            self.failed.emit(0, f"The class memory could not be loaded: {error}", _details(error))
+            self._fail(0, f"The class memory could not be loaded: {error}", error)
             return None
         self.memory_changed.emit({} if memory is None else memory.counts(), False)
         return memory
@@ -239,7 +249,7 @@ class EngineWorker(QObject):
                 for relpath, pair in learns.items()
             ]
         except Exception as error:  # noqa: BLE001
-            self.failed.emit(0, f"The class memory could not learn: {error}", _details(error))
+            self._fail(0, f"The class memory could not learn: {error}", error)
             return
         if any(changed):
             self.memory_changed.emit(self._memory.counts(), True)
@@ -259,9 +269,7 @@ class EngineWorker(QObject):
         ):  # an unreadable image or label file (the list shows it) teaches nothing
             pass
         except Exception as error:  # noqa: BLE001
-            self.failed.emit(
-                0, f"The class memory could not learn {relpath}: {error}", _details(error)
-            )
+            self._fail(0, f"The class memory could not learn {relpath}: {error}", error)
         if not self._catch_up:
             self.memory_changed.emit(self._memory.counts(), True)
 
@@ -299,9 +307,7 @@ class EngineWorker(QObject):
             if request.save and self._project is not None:
                 self._project.save_proposal(request.relpath, ids, confidence)
         except Exception as error:  # noqa: BLE001
-            self.failed.emit(
-                request.id, f"Proposing {request.relpath} failed: {error}", _details(error)
-            )
+            self._fail(request.id, f"Proposing {request.relpath} failed: {error}", error)
             return
         seconds = time.perf_counter() - start
         self.proposal_ready.emit(
@@ -336,7 +342,7 @@ class EngineWorker(QObject):
             adapter = self._current_adapter()
             self._batch = factory(self._project, segmenter, adapter, self._batch_stop.is_set)
         except Exception as error:  # noqa: BLE001
-            self.failed.emit(0, f"The job could not start: {error}", _details(error))
+            self._fail(0, f"The job could not start: {error}", error)
             self.batch_finished.emit(None, True)
 
     def _batch_step(self) -> None:
@@ -352,7 +358,7 @@ class EngineWorker(QObject):
             return
         except Exception as error:  # noqa: BLE001
             self._batch = None
-            self.failed.emit(0, f"Propose all stopped: {error}", _details(error))
+            self._fail(0, f"Propose all stopped: {error}", error)
             self.batch_finished.emit(None, True)
             return
         self.batch_progress.emit(step)

@@ -29,13 +29,15 @@ CACHE_PIXELS = 400_000_000
 @dataclass
 class ImageBundle:
     """An opened image: ``image`` ``HxWx3 uint8`` (read-only), its display pyramid, the editable
-    label document and the stored proposal (``[H, W]`` class ids or ``None``)."""
+    label document and the stored proposal (``[H, W]`` class ids or ``None``). ``source`` is the
+    project it was read from: a bundle arriving after another folder was opened is dropped."""
 
     relpath: str
     image: np.ndarray
     pyramid: list[np.ndarray]
     document: LabelDocument
     proposal: np.ndarray | None
+    source: Any = None
 
     @property
     def pixels(self) -> int:
@@ -50,14 +52,16 @@ def load_bundle(project: Any, relpath: str) -> ImageBundle:
     if labels is None:
         labels = empty_labels(image.shape[0], image.shape[1], project.label_dtype)
     proposal = project.load_proposal(relpath)
-    return ImageBundle(relpath, image, build_pyramid(image), LabelDocument(labels), proposal)
+    pyramid = build_pyramid(image)
+    return ImageBundle(relpath, image, pyramid, LabelDocument(labels), proposal, project)
 
 
 class ImageLoader(QObject):
-    """Loads bundles in a thread pool; ``loaded``/``failed`` arrive on the GUI thread."""
+    """Loads bundles in a thread pool; ``loaded``/``failed`` arrive on the GUI thread, each with
+    the project it was read from (it may no longer be the open one by then)."""
 
     loaded = Signal(object)  # ImageBundle
-    failed = Signal(str, str, str)  # relpath, message, details
+    failed = Signal(object, str, str, str)  # project, relpath, message, details
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -79,10 +83,11 @@ class ImageLoader(QObject):
         if relpath in self._cache or relpath in self._pending or self.project is None:
             return
         self._pending.add(relpath)
-        future = self._pool.submit(load_bundle, self.project, relpath)
-        future.add_done_callback(lambda f, r=relpath: self._done(r, f))
+        project = self.project
+        future = self._pool.submit(load_bundle, project, relpath)
+        future.add_done_callback(lambda f, r=relpath, p=project: self._done(r, p, f))
 
-    def _done(self, relpath: str, future: Future) -> None:
+    def _done(self, relpath: str, project: Any, future: Future) -> None:
         # Runs in the pool thread; signals cross to the GUI thread queued.
         if future.cancelled() or self._closed:
             return
@@ -92,7 +97,7 @@ class ImageLoader(QObject):
         else:
             details = "".join(traceback.format_exception(error))
             message = str(error) if isinstance(error, AnnotatorError) else f"{relpath}: {error}"
-            self.failed.emit(relpath, message, details)
+            self.failed.emit(project, relpath, message, details)
 
     def accept(self, bundle: ImageBundle, keep: set[str]) -> None:
         """Cache a loaded bundle (GUI thread); evict old ones not in ``keep`` beyond the budget."""

@@ -108,6 +108,7 @@ class Workspace(QObject):
         self.shown_in_advance = False  # the last proposal shown was computed before it was asked
         self.state = EngineState(settings.model, "-", False, "The model is still loading.")
         self._next_id = 0
+        self._first_id = 1
         self._latest_id = 0
         self._dropped: set[int] = set()
         self._accepting: BandedAccept | None = None
@@ -141,6 +142,7 @@ class Workspace(QObject):
 
     def open_project(self, project: Any) -> None:
         self.close_project()
+        self._first_id = self._next_id + 1  # results of earlier requests belong to another folder
         self.project = project
         self.loader.project = project
         self.configure_engine()
@@ -254,6 +256,8 @@ class Workspace(QObject):
             self.loader.load(relpath)
 
     def _loaded(self, bundle: ImageBundle) -> None:
+        if bundle.source is not self.project:
+            return  # read from the folder that was open before: same name, other image
         self.loader.accept(bundle, self._keep())
         if bundle.relpath == self.wanted and (
             self.current is None or self.current.relpath != bundle.relpath
@@ -268,7 +272,9 @@ class Workspace(QObject):
             keep.add(self.wanted)
         return keep
 
-    def _load_failed(self, relpath: str, message: str, details: str) -> None:
+    def _load_failed(self, source: Any, relpath: str, message: str, details: str) -> None:
+        if source is not self.project:
+            return  # about the folder that was open before
         self.loader.forget_failed(relpath)
         self._records_timer.start()
         if relpath != self.wanted:
@@ -351,6 +357,8 @@ class Workspace(QObject):
         self.message.emit("Proposing…")
 
     def _proposal_ready(self, result: ProposalResult) -> None:
+        if result.id < self._first_id:
+            return  # asked for in the folder that was open before
         self._records_timer.start()
         if result.id in self._dropped:
             self._dropped.discard(result.id)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from annotator.errors import DiskFullError, ProjectError
+from annotator.errors import DiskFullError, ProjectClosedError, ProjectError
 from annotator.project import _db, _scan
 from annotator.project._paths import check_relpath, inside
 from annotator.project.records import ImageRecord, Problem
@@ -48,6 +48,11 @@ class ProjectBase(abc.ABC):
         self._commits = 0
 
     @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran: every later read or write raises ProjectClosedError."""
+        return self._conn is None
+
+    @property
     def _db_path(self) -> Path:
         return self.sidecar / "project.db"
 
@@ -78,7 +83,7 @@ class ProjectBase(abc.ABC):
 
     def _connection(self) -> Any:
         if self._conn is None:
-            raise ProjectError(f"The project {self.root} is closed; open it again.")
+            raise ProjectClosedError(f"The project {self.root} is closed; open it again.")
         return self._conn
 
     def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
@@ -128,6 +133,7 @@ class ProjectBase(abc.ABC):
         return self._hash_image(record.relpath) or None
 
     def _require_writable(self) -> None:
+        self._connection()  # a closed project no longer holds the write lock: write nothing
         if self.read_only:
             raise ProjectError(
                 f"The project {self.root} is open read-only; nothing can be changed. "

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QPointF, Qt
 
 from annotator.gui.app import create_window
 
 TIMEOUT = 20000
+
+PALETTE = {"grass": (30, 160, 40), "sky": (60, 120, 230), "road": (120, 120, 120)}
+
+
+def make_scene(height: int = 96, width: int = 128, split: int = 40) -> np.ndarray:
+    """Sky on top (rows < split), grass below, with a road square in the grass (HxWx3 uint8)."""
+    image = np.empty((height, width, 3), np.uint8)
+    image[:split] = PALETTE["sky"]
+    image[split:] = PALETTE["grass"]
+    image[split + 16 : split + 48, 16:64] = PALETTE["road"]
+    return image
 
 
 def _point(window, x: float, y: float):

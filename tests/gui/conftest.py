@@ -5,22 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
 pytest.importorskip("pytestqt")
 
-PALETTE = {"grass": (30, 160, 40), "sky": (60, 120, 230), "road": (120, 120, 120)}
-
-
-def make_scene(height: int = 96, width: int = 128, split: int = 40) -> np.ndarray:
-    """Sky on top (rows < split), grass below, with a road square in the grass (HxWx3 uint8)."""
-    image = np.empty((height, width, 3), np.uint8)
-    image[:split] = PALETTE["sky"]
-    image[split:] = PALETTE["grass"]
-    image[split + 16 : split + 48, 16:64] = PALETTE["road"]
-    return image
+from _gui_helpers import PALETTE, make_scene  # noqa: E402
 
 
 @pytest.fixture

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from _gui_helpers import TIMEOUT, _point, add_class, class_ids, click, open_window
-from conftest import PALETTE
+from _gui_helpers import PALETTE, TIMEOUT, _point, add_class, class_ids, click, open_window
 
 from annotator.gui._settings import AppSettings, save_settings
 
