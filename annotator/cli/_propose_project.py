@@ -257,6 +257,7 @@ def _propose_into(args: argparse.Namespace, project: Any) -> ProjectProposeRepor
         from annotator.cluster.ray_propose import project_job_from_args
 
         return drain(project_job_from_args(args, project, items, output_folder(args)), "propose")
+    _fail_fast_without_weights(args, project)
     segmenter = create_memory_segmenter(args, project)
     adapter = project_adapter(project, segmenter, use_memory=not args.no_memory)
     if not segmenter.available and adapter is None:
@@ -266,6 +267,19 @@ def _propose_into(args: argparse.Namespace, project: Any) -> ProjectProposeRepor
         use_memory=not args.no_memory,
     )  # fmt: skip
     return drain(job, "propose")
+
+
+def _fail_fast_without_weights(args: argparse.Namespace, project: Any) -> None:
+    """Raise the missing-weights error before torch loads (seconds sooner) when nothing else
+    could propose: no trained version is active (``models/active.json`` absent; with one, its
+    filter features may still propose and the engine decides). Downloads them when allowed."""
+    from annotator.cli._weights_check import weights_problem
+    from annotator.cli.memory import memory_engine_config
+    from annotator.cli.propose import download_bar
+
+    problem = weights_problem(memory_engine_config(args, project), download_bar())
+    if problem is not None and not (project.sidecar_path("models") / "active.json").exists():
+        raise problem
 
 
 def output_folder(args: argparse.Namespace) -> Path | None:

@@ -61,7 +61,7 @@ def missing_weights(config: Any) -> str | None:
     None when they are there, may still be downloaded, or the look-up cannot tell."""
     from pathlib import Path
 
-    from annotator.cli import _model_table
+    from annotator.cli._weights_check import table_source
     from annotator.engine import weights
 
     tag = config.pretrained
@@ -72,11 +72,10 @@ def missing_weights(config: Any) -> str | None:
         return None if exists else f"the weights file {tag} does not exist"
     if config.download and not weights.is_offline():
         return None
-    try:
-        source = _model_table.weights_source(config.model, tag)
-        found = weights.find_weights(source, config.cache_dir)
-    except Exception:  # noqa: BLE001 - unknown model or tag: the engine says which, later
+    source = table_source(config.model, tag)
+    if source is None:  # unknown model or tag: the engine says which, later
         return None
+    found = weights.find_weights(source, config.cache_dir)
     return None if found else f"the CLIP weights {config.model}:{tag} are not in the cache"
 
 
@@ -95,12 +94,26 @@ def _usable_segmenter(config: Any) -> tuple[Any, str | None]:
     reason = missing_weights(config)
     if reason is not None:
         return None, reason
+    if (problem := _download_first(config)) is not None:
+        return None, _first_line(problem)
     from annotator.engine import create_segmenter
 
     segmenter = create_segmenter(config, allow_missing_weights=True)
     if segmenter.available:
         return segmenter, None
-    return None, str(segmenter.weights_error).strip().splitlines()[0].rstrip(".")
+    return None, _first_line(segmenter.weights_error)
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0].rstrip(".")
+
+
+def _download_first(config: Any) -> Any:
+    """The missing-weights error found (or the download tried) before torch loads, or None."""
+    from annotator.cli._weights_check import weights_problem
+    from annotator.cli.propose import download_bar
+
+    return weights_problem(config, download_bar())
 
 
 def learn_new_labels(project: Any, args: argparse.Namespace | None = None) -> int | None:
@@ -136,9 +149,10 @@ def _rebuild(args: argparse.Namespace, project: Any) -> int:
     from annotator.cli.export import drain
     from annotator.engine.memory import ClassMemory, learn_project_job, memory_key
 
-    segmenter = create_memory_segmenter(args, project)
-    if not segmenter.available:
-        print(f"annotator memory: {segmenter.weights_error}", file=sys.stderr)
+    problem = _download_first(memory_engine_config(args, project))
+    segmenter = None if problem else create_memory_segmenter(args, project)
+    if segmenter is None or not segmenter.available:
+        print(f"annotator memory: {problem or segmenter.weights_error}", file=sys.stderr)
         return 1
     memory = ClassMemory(memory_key(segmenter))
     learned = drain(learn_project_job(project, segmenter, memory), "memory")

@@ -109,8 +109,7 @@ def _files_job(
     args: argparse.Namespace, items: list, classes: list[str], out: str
 ) -> Job[ProposeReport]:
     """The propose job: on Ray workers with ``--ray``, else in this process."""
-    from annotator.engine.batch import propose_files
-    from annotator.engine.segmenter import create_segmenter
+    from annotator.cli._weights_check import check_weights
 
     config = engine_config_from_args(args)
     if args.ray is not None:
@@ -120,11 +119,16 @@ def _files_job(
             config, items, classes, out, address=args.ray, workers=args.workers,
             write_segments=args.write_segments,
         )  # fmt: skip
-    segmenter = create_segmenter(config, progress=_download_bar())
+    check_weights(config, progress=download_bar())  # before torch: a missing file fails fast
+    from annotator.engine.batch import propose_files
+    from annotator.engine.segmenter import create_segmenter
+
+    segmenter = create_segmenter(config, progress=download_bar())
     return propose_files(segmenter, items, classes, out, write_segments=args.write_segments)
 
 
-def _download_bar() -> Callable[[Progress], None]:
+def download_bar() -> Callable[[Progress], None]:
+    """A tqdm bar of the bytes of a weights download, shown once one starts."""
     from tqdm import tqdm
 
     bar: list[tqdm] = []

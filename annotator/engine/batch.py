@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -27,10 +28,12 @@ from annotator.engine.resume import (
     write_atomically,
     write_in_order,
 )
-from annotator.engine.segmenter import Segmenter
 from annotator.errors import ImageReadError
 from annotator.imageio import is_image_file, list_image_files, load_image
 from annotator.progress import Job, ShouldStop, never_stop
+
+if TYPE_CHECKING:  # torch: only the model code needs it, not the file listing
+    from annotator.engine.segmenter import Segmenter
 
 
 @dataclass

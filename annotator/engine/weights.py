@@ -329,26 +329,45 @@ def resolve_weights(
     if looks_like_path(pretrained):
         return _resolve_file(model, Path(pretrained).expanduser(), quick_gelu, cache_dir)
     source = weights_source(model, pretrained)
-    path = find_weights(source, cache_dir)
-    if path is None:
-        if not download or is_offline():
-            why = "downloads are switched off (offline)" if download else "downloads are off"
-            raise missing_weights_error(
-                model, pretrained, f"they are not in the cache and {why}", cache_dir
-            )
-        path = download_weights(source, cache_dir, progress)
+    path = find_or_download(source, cache_dir, download, progress)
     qg = source.quick_gelu if quick_gelu is None else quick_gelu
     identity = f"tag:{model}:{pretrained}"
     return ResolvedWeights(path, pretrained, qg, source.mean, source.std, identity)
 
 
-def _resolve_file(
-    model: str, path: Path, quick_gelu: bool | None, cache_dir: str | Path | None
-) -> ResolvedWeights:
+def find_or_download(
+    source: WeightsSource,
+    cache_dir: str | Path | None = None,
+    download: bool = True,
+    progress: ProgressCallback | None = None,
+) -> Path:
+    """``source``'s weights from the cache, else downloaded into it when ``download`` (and not
+    offline); else :class:`WeightsUnavailableError`. Needs no torch, so a command can call it
+    before importing the model code (a missing file fails in a second, not after 10 s)."""
+    path = find_weights(source, cache_dir)
+    if path is not None:
+        return path
+    if not download or is_offline():
+        why = "downloads are switched off (offline)" if download else "downloads are off"
+        raise missing_weights_error(
+            source.model, source.tag, f"they are not in the cache and {why}", cache_dir
+        )
+    return download_weights(source, cache_dir, progress)
+
+
+def check_weights_file(model: str, path: Path, cache_dir: str | Path | None = None) -> None:
+    """Raise :class:`WeightsUnavailableError` when the local weights file ``path`` does not
+    exist or is an unfinished download (no torch; whether it loads is checked when loading)."""
     if not path.is_file():
         raise missing_weights_error(model, str(path), "the file does not exist", cache_dir)
     if path.name.endswith(".part"):
         raise missing_weights_error(model, str(path), "it is an unfinished download", cache_dir)
+
+
+def _resolve_file(
+    model: str, path: Path, quick_gelu: bool | None, cache_dir: str | Path | None
+) -> ResolvedWeights:
+    check_weights_file(model, path, cache_dir)
     published = check_loadable(path, model)
     activation = decide_activation(model, path, quick_gelu, published)
     if activation.warning:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import annotator.cli.memory as memory_cli
 import annotator.engine.segmenter as segmenter_module
 from annotator.cli import main
 from annotator.project import Project
+from tests.unit.cli.weights_cache import pretend_default_weights_are_cached
 from tests.unit.engine.memory_world import CLASSES, create_confused_segmenter, iou, scene
 
 TRAIN, TEST = 3, 3
@@ -24,8 +24,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     display order), labelled masks for the train images (dog never labelled), test scenes."""
     segmenter = create_confused_segmenter()
     monkeypatch.setattr(segmenter_module, "create_segmenter", lambda config, **kw: segmenter)
-    # The planted segmenter stands for a machine with weights: the cache look-up agrees.
-    monkeypatch.setattr(memory_cli, "missing_weights", lambda config: None)
+    # The planted segmenter stands for a machine with weights: the cache holds them.
+    pretend_default_weights_are_cached(monkeypatch, tmp_path / "cache")
     rng = np.random.default_rng(5)
     root, masks = tmp_path / "proj", tmp_path / "labels" / "masks"
     root.mkdir()

@@ -12,9 +12,17 @@ from PIL import Image
 import annotator.engine.segmenter as segmenter_module
 from annotator.cli import main
 from annotator.engine.testing import TINY_MODEL, create_planted_segmenter
+from tests.unit.cli.weights_cache import pretend_default_weights_are_cached
 
 PALETTE = {"cat": (230, 30, 30), "grass": (30, 200, 30)}
 TINY = ["--model", TINY_MODEL, "--pretrained", "none", "--short-side", "64"]
+
+
+def plant(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, factory=None) -> None:  # noqa: ANN001
+    """A machine with the default weights in its cache, whose model is the planted segmenter."""
+    factory = factory or (lambda config, **kw: create_planted_segmenter(PALETTE))
+    monkeypatch.setattr(segmenter_module, "create_segmenter", factory)
+    pretend_default_weights_are_cached(monkeypatch, tmp_path / "cache")
 
 
 def scene() -> tuple[np.ndarray, np.ndarray]:
@@ -36,9 +44,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 def test_folder_with_a_corrupt_file(folder: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
-    monkeypatch.setattr(
-        segmenter_module, "create_segmenter", lambda config, **kw: create_planted_segmenter(PALETTE)
-    )
+    plant(monkeypatch, tmp_path)
     out = tmp_path / "out"
     code = main(["propose", str(folder), "--classes", "cat, grass", "--out", str(out)])
     assert code == 0
@@ -108,9 +114,7 @@ def test_proposals_import_as_human_labels(
     """propose -> import --format masks: the proposals become the project's labels, pixel for pixel."""
     from annotator.project import Project
 
-    monkeypatch.setattr(
-        segmenter_module, "create_segmenter", lambda config, **kw: create_planted_segmenter(PALETTE)
-    )
+    plant(monkeypatch, tmp_path)
     out = tmp_path / "out"
     assert main(["propose", str(folder), "--classes", "cat, grass", "--out", str(out)]) == 0
     (folder / "nested" / "broken.png").unlink()

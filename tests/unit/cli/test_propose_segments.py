@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-import annotator.engine.segmenter as segmenter_module
 from annotator.cli import main
 from annotator.engine.proposers.export import load_segment_index
 from annotator.engine.testing import create_planted_segmenter
-from tests.unit.cli.test_propose import PALETTE, scene
+from tests.unit.cli.test_propose import PALETTE, plant, scene
 
 
 def _planted(config, **kw):  # noqa: ANN001, ANN202 - the create_segmenter seam
@@ -21,7 +20,7 @@ def _planted(config, **kw):  # noqa: ANN001, ANN202 - the create_segmenter seam
 
 
 def test_zegformer_writes_labels_and_segments(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(segmenter_module, "create_segmenter", _planted)
+    plant(monkeypatch, tmp_path, _planted)
     image, truth = scene()
     Image.fromarray(image).save(tmp_path / "a.png")
     out = tmp_path / "out"
@@ -50,7 +49,7 @@ def test_zegformer_writes_labels_and_segments(tmp_path: Path, monkeypatch) -> No
 
 
 def test_dense_proposer_writes_no_segments(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(segmenter_module, "create_segmenter", _planted)
+    plant(monkeypatch, tmp_path, _planted)
     Image.fromarray(scene()[0]).save(tmp_path / "a.png")
     out = tmp_path / "out"
     args = ["propose", str(tmp_path / "a.png"), "--classes", "cat, grass", "--out", str(out)]
