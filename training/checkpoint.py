@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from annotator.progress import Progress
+from annotator.wording import plural
 from training.cagnet.data import ImageMaps
 from training.fit import SampleSet
 from training.parallel import map_images
@@ -117,7 +118,7 @@ class TrainCheckpoint:
         """The saved results of encoding pass ``name`` (image order), or None."""
         saved = self._read(f"images-{name}.pt")
         if saved is not None:
-            self.resumed.append(f"{name}: {len(saved)} images")
+            self.resumed.append(f"{name}: {plural(len(saved), 'image')}")
         return None if saved is None else _decode(saved)
 
     def save_images(self, name: str, results: list[Any]) -> None:

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from annotator.wording import plural
 from training.config import TrainConfig
 from training.errors import NotEnoughLabelsError
 from training.views import PixelView, capture_view, plain_view
@@ -64,7 +65,8 @@ def split_project(project: Any, config: TrainConfig) -> Split:
     if len(train) < config.min_train_images:
         raise NotEnoughLabelsError(
             f"No labelled images to train on yet: correct (or import labels for) at least "
-            f"{config.min_train_images + (1 if config.holdout > 0 else 0)} images (the project has "
+            f"{plural(config.min_train_images + (1 if config.holdout > 0 else 0), 'image')} (the "
+            "project has "
             f"{len(train)} for training and {len(holdout)} held out for scoring)."
         )
     unlabelled = project.list_images(UNLABELLED_STATUSES, has_labels=False)

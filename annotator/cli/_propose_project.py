@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from annotator.wording import plural
+
 
 @dataclass
 class ProjectProposeReport:
@@ -294,9 +296,11 @@ def _summarise(report: ProjectProposeReport, args: argparse.Namespace) -> int:
 
     print_resume_note(report, output_folder(args))
     if report.written:
-        print(f"wrote {len(report.written)} label maps and classes.json to {output_folder(args)}")
+        print(
+            f"wrote {plural(len(report.written), 'label map')} and classes.json to {output_folder(args)}"
+        )
     if args.into_project:
-        print(f"stored {len(report.stored)} proposals in the project {args.project}")
+        print(f"stored {plural(len(report.stored), 'proposal')} in the project {args.project}")
     for path, reason in report.failed:
         print(f"  {path}: {reason}", file=sys.stderr)
     return 0 if report.written or report.stored or report.skipped else 1

@@ -14,6 +14,7 @@ from typing import Any
 
 from annotator.cli._engine_flags import add_engine_arguments
 from annotator.cli._project_flags import add_sidecar_argument
+from annotator.wording import plural
 
 NAME = "memory"
 HELP = "show the project's class memory (labelled images per class); --rebuild it from all labels"
@@ -156,7 +157,7 @@ def _rebuild(args: argparse.Namespace, project: Any) -> int:
         return 1
     memory = ClassMemory(memory_key(segmenter))
     learned = drain(learn_project_job(project, segmenter, memory), "memory")
-    print(f"rebuilt the class memory from {learned} labelled images")
+    print(f"rebuilt the class memory from {plural(learned, 'labelled image')}")
     return _show(project)
 
 
@@ -172,7 +173,7 @@ def format_memory(project: Any, memory: Any) -> str:
         images = memory.images.get(info.id, 0)
         state = "off" if info.id in off else ("on" if images else "-")
         lines.append(f"{info.name:<{width}}  {images:>6}  {state}")
-    lines.append(f"built for: {memory.key}  ({len(memory.learned)} images learned)")
+    lines.append(f"built for: {memory.key}  ({plural(len(memory.learned), 'image')} learned)")
     return "\n".join(lines)
 
 
@@ -205,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
             learned = learn_new_labels(project, args)
             if learned is None:
                 return 1
-            print(f"learned {learned} labelled images")
+            print(f"learned {plural(learned, 'labelled image')}")
             return _show(project)
     except (AnnotatorError, ValueError) as error:
         print(f"annotator memory: {error}", file=sys.stderr)

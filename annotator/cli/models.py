@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from annotator.engine.config import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from annotator.wording import plural
 
 if TYPE_CHECKING:
     from annotator.progress import Progress
@@ -219,7 +220,9 @@ def run_info(args: argparse.Namespace) -> int:
     partial = [p for p in files if p.name.endswith(".part")]
     print(f"cache folder: {root}  (set ANNOTATOR_CACHE_DIR to move it)")
     print(f"offline: {_offline_line(weights.is_offline())}")
-    print(f"downloaded: {len(complete)} file(s), {_size(sum(p.stat().st_size for p in complete))}")
+    print(
+        f"downloaded: {plural(len(complete), 'file')}, {_size(sum(p.stat().st_size for p in complete))}"
+    )
     for path in complete:
         print(f"  {path.relative_to(root)}  {_size(path.stat().st_size)}")
     for path in partial:

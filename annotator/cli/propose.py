@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from annotator.cli._engine_flags import add_engine_arguments, engine_config_from_args
 from annotator.cli._project_flags import add_sidecar_argument
 from annotator.cli._ray_flags import add_ray_arguments, check_ray_arguments
+from annotator.wording import plural
 
 if TYPE_CHECKING:
     from annotator.engine.batch import ProposeReport
@@ -156,15 +157,15 @@ def print_resume_note(report: object, out: object) -> None:
         print(f"note: {out} held proposals made with other settings; proposed every image again",
               file=sys.stderr)  # fmt: skip
     if getattr(report, "skipped", 0):
-        print(f"skipped {report.skipped} image(s) already proposed in {out} with the same settings",
+        print(f"skipped {plural(report.skipped, 'image')} already proposed in {out} with the same settings",
               file=sys.stderr)  # fmt: skip
 
 
 def _summarise(report: ProposeReport, out: str) -> int:
     print_resume_note(report, out)
-    print(f"wrote {len(report.written)} label maps and classes.json to {out}")
+    print(f"wrote {plural(len(report.written), 'label map')} and classes.json to {out}")
     if report.failed:
-        print(f"{len(report.failed)} file(s) could not be read:", file=sys.stderr)
+        print(f"{plural(len(report.failed), 'file')} could not be read:", file=sys.stderr)
         for path, reason in report.failed:
             print(f"  {path}: {reason}", file=sys.stderr)
     return 0 if report.written or report.skipped else 1

@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from annotator.wording import plural
+
 #: Folder under the project's sidecar, and the file in it.
 MEMORY_FOLDER = "memory"
 MEMORY_FILE = "memory.npz"
@@ -467,7 +469,7 @@ def learn_project_job(
         if should_stop():
             memory.save(memory_folder(project))
             raise JobCancelled(
-                f"Stopped after {done} of {len(records)} images; run it again to go on."
+                f"Stopped after {done} of {plural(len(records), 'image')}; run it again to go on."
             )
         labels = project.load_labels(record.relpath)
         if labels is not None and memory.learned.get(record.relpath) != labels_digest(labels):

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 from annotator.errors import JobCancelled
 from annotator.progress import Job, Progress, ShouldStop, never_stop
+from annotator.wording import plural
 
 FINGERPRINT_FILE = ".annotator-propose.json"
 JOURNAL_FILE = ".annotator-propose.done"
@@ -212,7 +213,7 @@ def write_in_order(
     try:
         for done, (path, relative) in enumerate(items):
             if should_stop():
-                raise JobCancelled(f"Stopped after {done} of {len(items)} images")
+                raise JobCancelled(f"Stopped after {done} of {plural(len(items), 'image')}")
             if done in skip:
                 taken.add(skip[done])
                 counts.skipped += 1

@@ -10,6 +10,7 @@ import numpy as np
 
 from annotator.errors import FormatError
 from annotator.formats._validate import as_int, check_coordinates, flat_polygon
+from annotator.wording import plural
 
 #: Longest compressed RLE string accepted (a 10k x 10k checkerboard would need ~10^8 runs).
 MAX_RLE_CHARS = 50_000_000
@@ -100,7 +101,7 @@ def runs_to_mask(runs: list[int], height: int, width: int, what: str) -> np.ndar
     counts = np.asarray(runs, dtype=np.int64)
     if (counts < 0).any() or int(counts.sum()) != height * width:
         raise FormatError(
-            f"{what}: its RLE runs cover {int(counts.sum())} pixels, the image has {height * width}"
+            f"{what}: its RLE runs cover {plural(int(counts.sum()), 'pixel')}, the image has {height * width}"
         )
     values = np.arange(len(counts)) % 2 == 1
     flat = np.repeat(values, counts)

@@ -12,6 +12,7 @@ import numpy as np
 from annotator.errors import FormatError, JobCancelled
 from annotator.progress import ShouldStop
 from annotator.project import ClassInfo, ImageRecord, Project
+from annotator.wording import plural
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class TransferReport:
     notes: list[str] = field(default_factory=list)
 
     def summary(self, verb: str) -> str:
-        text = f"{verb} {self.written} images"
+        text = f"{verb} {plural(self.written, 'image')}"
         if self.notes:
             text += "\n  " + "\n  ".join(self.notes[:20])
         if self.skipped:

@@ -22,6 +22,7 @@ import numpy as np
 
 from annotator.errors import FormatError
 from annotator.formats._validate import check_points
+from annotator.wording import plural
 
 POLYGON_TYPES = ("polygon", "rotation", "quadrilateral", "oriented_rectangle")
 SHAPE_TYPES = (*POLYGON_TYPES, "rectangle", "circle", "line", "linestrip", "point", "mask")
@@ -75,7 +76,7 @@ def _draw(draw: Any, kind: str, xy: list[tuple[float, float]], width: int, radiu
         (cx, cy) = xy[0]
         draw.ellipse(((cx - radius, cy - radius), (cx + radius, cy + radius)), outline=1, fill=1)
     else:
-        raise FormatError(f"a {kind} shape with {count} points")
+        raise FormatError(f"a {kind} shape with {plural(count, 'point')}")
 
 
 def _axis_aligned(xy: list[tuple[float, float]]) -> bool:

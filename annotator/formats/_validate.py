@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from annotator.errors import FormatError
+from annotator.wording import plural
 
 #: Coordinates may lie this many image sizes outside the image (clicks past the border are
 #: common); anything farther is a broken file, not a drawing.
@@ -106,7 +107,7 @@ def flat_polygon(values: Any, width: int, height: int, what: str) -> list[float]
     if not isinstance(values, list):
         raise FormatError(f"{what}: a polygon is {_short(values)}, not a list of numbers")
     if len(values) % 2 or len(values) < 6:
-        raise FormatError(f"{what}: a polygon with {len(values)} coordinates (needs 3 points, 6 numbers)")  # fmt: skip
+        raise FormatError(f"{what}: a polygon with {plural(len(values), 'coordinate')} (needs 3 points, 6 numbers)")  # fmt: skip
     if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values):
         raise FormatError(f"{what}: a polygon holds values that are not numbers")
     array = np.asarray(values, dtype=np.float64).reshape(-1, 2)

@@ -33,6 +33,7 @@ from annotator.formats._common import (
 from annotator.formats._validate import as_text, check_declared_size, check_points, read_json_file
 from annotator.progress import Job, Progress, ShouldStop, never_stop
 from annotator.project import ImageRecord, Project
+from annotator.wording import plural
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def object_mask(obj: dict[str, Any], height: int, width: int) -> np.ndarray:
 
     points = check_points(obj.get("segmentation"), width, height, "its segmentation")
     if len(points) < 3:
-        raise FormatError(f"a polygon with {len(points)} points (needs 3)")
+        raise FormatError(f"a polygon with {plural(len(points), 'point')} (needs 3)")
     canvas = Image.new("1", (width, height), 0)
     xy = [tuple(p) for p in np.trunc(points).astype(np.int64).tolist()]
     ImageDraw.Draw(canvas).polygon(xy, outline=1, fill=1)

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from annotator.gui._imports import module_ready
 from annotator.progress import Progress
+from annotator.wording import plural
 
 _ID_ROLE = 0x0100  # Qt.ItemDataRole.UserRole
 STRIP_IMAGES = 3
@@ -155,7 +156,7 @@ class GroupsPanel(QWidget):
         for info in self.result.groups:
             self.groups.addItem(self._item(info))
         self.status.setText(
-            f"{len(self.result.groups)} groups over {len(self.result.images)} images"
+            f"{plural(len(self.result.groups), 'group')} over {plural(len(self.result.images), 'image')}"
         )
         self._update_buttons()
         self._run(render_strips, (self.project, self.result), self._show_strips)
@@ -163,7 +164,9 @@ class GroupsPanel(QWidget):
     @staticmethod
     def _item(info: Any) -> QListWidgetItem:
         names = ", ".join(info.suggested_names[:3])
-        text = f"Group {info.id}: {len(info.images)} images" + (f" — {names}" if names else "")
+        text = f"Group {info.id}: {plural(len(info.images), 'image')}" + (
+            f" — {names}" if names else ""
+        )
         item = QListWidgetItem(text)
         item.setToolTip(text)
         item.setData(_ID_ROLE, info.id)
@@ -239,7 +242,9 @@ class GroupsPanel(QWidget):
         worker = create_worker(function, *args, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda result: done(result) if self.project is project else None)
         worker.errored.connect(
-            lambda error: self.status.setText(f"Failed: {error}") if self.project is project else None
+            lambda error: (
+                self.status.setText(f"Failed: {error}") if self.project is project else None
+            )
         )
         worker.finished.connect(self._worker_done)
         self.worker = worker
@@ -269,7 +274,7 @@ class GroupsPanel(QWidget):
 
     def _named(self, written: list[str]) -> None:
         self.refresh()
-        self.status.setText(f"Proposals written on {len(written)} images.")
+        self.status.setText(f"Proposals written on {plural(len(written), 'image')}.")
         self.proposals_written.emit(written)
 
     def merge_selected(self) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QListView, QVBoxLayout, QWidget
 
 from annotator.gui.canvas.tiles import array_to_qimage
 from annotator.imageio import to_rgb8
+from annotator.wording import plural
 
 THUMB = 64
 STATUS_MARK = {"new": "○", "proposed": "◐", "edited": "✎", "reviewed": "✓"}
@@ -183,7 +184,7 @@ class ImageListPanel(QWidget):
         errors = sum(1 for r in every if r.error)
         parts = [f"{counts.get(s, 0)} {s}" for s in ("new", "proposed", "edited", "reviewed")]
         tail = f" · {errors} unreadable" if errors else ""
-        self.counts.setText(f"{len(every)} images: " + " · ".join(parts) + tail)
+        self.counts.setText(f"{plural(len(every), 'image')}: " + " · ".join(parts) + tail)
 
     def select(self, relpath: str) -> None:
         for row, record in enumerate(self.model.records):

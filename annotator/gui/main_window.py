@@ -32,6 +32,7 @@ from annotator.gui.model_controls import ModelControls
 from annotator.gui.notices import ModelBanner, NotificationBar
 from annotator.gui.segments import show_segments
 from annotator.gui.workspace import Workspace
+from annotator.wording import plural
 
 
 def _install_groups_dock(window: Any) -> Any:
@@ -488,7 +489,7 @@ class MainWindow(QMainWindow):
             button.deleteLater()
             self._cancel_batch_button = None
         if result is not None:
-            text = f"Proposed {result.proposed} images ({len(result.failed)} failed)"
+            text = f"Proposed {plural(result.proposed, 'image')} ({len(result.failed)} failed)"
             self.batch_label.setText(text + ("; cancelled" if cancelled else ""))
             self.batch_label.setToolTip(
                 "\n".join(f"{path}: {why}" for path, why in result.failed.items())
@@ -557,8 +558,8 @@ class MainWindow(QMainWindow):
         text = report.summary("Exported" if export else "Imported")
         if export:
             text = text.replace(
-                f"Exported {report.written} images",
-                f"Exported {report.written} images to {target}",
+                f"Exported {plural(report.written, 'image')}",
+                f"Exported {plural(report.written, 'image')} to {target}",
                 1,
             )
             self.batch_label.setText(text.splitlines()[0])

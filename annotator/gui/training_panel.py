@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from annotator.gui._imports import module_ready
 from annotator.progress import Progress
+from annotator.wording import plural
 
 _ID_ROLE = 0x0100  # Qt.ItemDataRole.UserRole
 _ZERO_SHOT_ID = ""  # item data of the "zero-shot only" entry (no trained version)
@@ -82,9 +83,14 @@ def retrain_block_reason(project: Any, running: bool) -> str:
     if counts["edited"] or counts["reviewed"]:
         return ""
     if counts["empty"]:
+        verbs = (
+            "is marked reviewed but holds"
+            if counts["empty"] == 1
+            else "are marked reviewed but hold"
+        )
         return (
-            f"{counts['empty']} image(s) are marked reviewed but hold no labels: paint labels "
-            "(or accept a proposal) first."
+            f"{plural(counts['empty'], 'image')} {verbs} no labels: paint labels (or accept a "
+            "proposal) first."
         )
     return NEEDS_LABELS
 
@@ -93,10 +99,9 @@ def retrain_tip(project: Any) -> str:
     """The Retrain button's tooltip when it can start: what it will train on."""
     counts = labelled_counts(project) or {"edited": 0, "reviewed": 0}
     total = counts["edited"] + counts["reviewed"]
-    images = "image" if total == 1 else "images"
     held = "; some are held out to score before and after" if total >= 2 else ""
     return (
-        f"Train on the {total} labelled {images} ({counts['reviewed']} reviewed, "
+        f"Train on the {plural(total, 'labelled image')} ({counts['reviewed']} reviewed, "
         f"{counts['edited']} edited{held}); proposals then use the new version"
     )
 

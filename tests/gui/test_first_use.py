@@ -289,7 +289,7 @@ def test_export_dialog_remembers_folder_hides_options_and_says_where(
     with qtbot.waitSignal(window.jobs.finished, timeout=TIMEOUT):
         window.actions["export"].trigger()
     assert seen == {"masks": (False, False), "coco": (True, True), "help": SPLIT_HELP}
-    assert window.batch_label.text() == f"Exported 1 images to {out}"
+    assert window.batch_label.text() == f"Exported 1 image to {out}"
 
     def check_and_cancel() -> None:
         dialog = next(d for d in window.findChildren(ExportDialog) if d.isVisible())

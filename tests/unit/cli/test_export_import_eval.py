@@ -35,7 +35,7 @@ def test_export_coco_then_import_into_another_folder(
         main(["export", str(project_folder), "--format", "coco", "--out", str(tmp_path / "c.json")])
         == 0
     )
-    assert "exported 1 images" in capsys.readouterr().out
+    assert "exported 1 image\n" in capsys.readouterr().out
     document = json.loads((tmp_path / "c.json").read_text())
     assert [c["name"] for c in document["categories"]] == ["road", "car"]
     other = tmp_path / "copy"

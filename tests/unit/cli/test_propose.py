@@ -125,3 +125,17 @@ def test_proposals_import_as_human_labels(
     proposed = np.asarray(Image.open(out / "nested" / "b.png"))
     expected = np.where(proposed == 0, ids["cat"], ids["grass"])
     np.testing.assert_array_equal(labels, expected)
+
+
+def test_one_image_is_counted_in_the_singular(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    plant(monkeypatch, tmp_path)
+    image, out = tmp_path / "a.png", tmp_path / "out"
+    Image.fromarray(scene()[0]).save(image)
+    args = ["propose", str(image), "--classes", "cat, grass", "--out", str(out)]
+    assert main(args) == 0
+    assert capsys.readouterr().out == f"wrote 1 label map and classes.json to {out}\n"
+    assert main(args) == 0  # the same settings: nothing to redo
+    err = capsys.readouterr().err
+    assert f"skipped 1 image already proposed in {out} with the same settings" in err

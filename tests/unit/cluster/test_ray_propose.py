@@ -80,7 +80,7 @@ def test_cli_two_workers_write_the_single_process_bytes(cli_run: dict, odd) -> N
     assert {"a.png", "a.png.png", "sixteen.png", "sub/tiny.png", "classes.json"} <= set(expected)
     assert f"wrote 9 label maps and classes.json to {cli_run['out']}" in cli_run["stdout"]
     err = cli_run["stderr"]
-    assert "3 file(s) could not be read" in err
+    assert "3 files could not be read" in err
     for name, reason in (("empty.png", "empty"), ("truncated.jpg", "truncated"),
                          ("text.png", "not an image")):  # fmt: skip
         line = next(
@@ -111,7 +111,7 @@ def test_a_single_process_rerun_resumes_what_ray_wrote(
                  *TINY_FLAGS])  # fmt: skip
     assert code == 0  # a single process resumes what Ray wrote: one fingerprint, one journal
     captured = capsys.readouterr()
-    assert f"skipped 7 image(s) already proposed in {out} with the same settings" in captured.err
+    assert f"skipped 7 images already proposed in {out} with the same settings" in captured.err
     assert "other settings" not in captured.err
     assert f"wrote 2 label maps and classes.json to {out}" in captured.out
     assert folder_bytes(out) == folder_bytes(reference)
@@ -164,4 +164,4 @@ def test_project_into_project_on_ray_matches_one_process(
     assert [c["name"] for c in table["classes"]] == ["grass", "cat", "sky"]
     capsys.readouterr()
     assert main(["propose", "--project", str(one), "--out", str(tmp_path / "o1"), *flags]) == 0
-    assert "skipped 9 image(s) already proposed" in capsys.readouterr().err  # nothing redone
+    assert "skipped 9 images already proposed" in capsys.readouterr().err  # nothing redone
