@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtGui import QColor, QIcon, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -51,7 +51,24 @@ def swatch(color: tuple[int, int, int], size: int = 14) -> QIcon:
     return QIcon(pixmap)
 
 
+class ClassEntry(QLineEdit):
+    """The class box: Escape leaves it (``left`` is emitted; what was typed stays)."""
+
+    left = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        if event.key() == Qt.Key.Key_Escape:
+            self.left.emit()
+            return
+        super().keyPressEvent(event)
+
+
 class ClassPanel(QWidget):
+    """``typing_done`` is emitted when Enter (classes added) or Escape leaves the class box:
+    the window then gives the keyboard back to the canvas, so the tool keys (B, E, A...) work
+    again, as after typing a label in labelme's dialog."""
+
+    typing_done = Signal()
     add_requested = Signal(str, object)  # name, synonyms tuple
     rename_requested = Signal(int, str, object)  # id, name, synonyms
     merge_requested = Signal(int, int)  # source id, target id
@@ -64,7 +81,7 @@ class ClassPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.entry = QLineEdit()
+        self.entry = ClassEntry()
         self.entry.setPlaceholderText("Type classes, e.g. sky, tree, tv; monitor — Enter adds them")
         self.entry.setToolTip("Commas separate classes; ';' separates a class's synonyms")
         self.list = QListWidget()
@@ -107,6 +124,7 @@ class ClassPanel(QWidget):
 
     def _connect(self) -> None:
         self.entry.returnPressed.connect(self._add)
+        self.entry.left.connect(self.typing_done.emit)
         self.list.currentItemChanged.connect(lambda *_: self.current_changed.emit(self.current_id))
         self.list.itemChanged.connect(lambda _: self.hidden_changed.emit(self.hidden_ids()))
         self.rename_button.clicked.connect(self._rename)
@@ -124,6 +142,7 @@ class ClassPanel(QWidget):
             self.entry.clear()
         for name, synonyms in entries:
             self.add_requested.emit(name, synonyms)
+        self.typing_done.emit()
 
     # -- state ---------------------------------------------------------------------------------
 

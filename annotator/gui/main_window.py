@@ -276,6 +276,9 @@ class MainWindow(QMainWindow):
         self.images.image_activated.connect(ws.open_image)
         self.images.filter_changed.connect(self.refresh_records)
         self.classes.add_requested.connect(lambda name, syn: self._class_op("add_class", name, syn))
+        self.classes.typing_done.connect(
+            lambda: self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
+        )
         self.classes.rename_requested.connect(self._rename_class)
         self.classes.merge_requested.connect(lambda s, t: self._class_op("merge_classes", s, t))
         self.classes.delete_requested.connect(lambda c: self._class_op("delete_class", c))
