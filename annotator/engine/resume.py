@@ -12,7 +12,8 @@ A rerun with the same fingerprint skips every journaled image whose PNG is still
 complete (ends with the PNG ``IEND`` chunk); a run with another fingerprint starts the journal
 over and proposes every image again. PNGs are written atomically, so a killed run leaves whole
 files or none, and the journal is a prefix of the run's items (minus unreadable ones): resuming
-gives the same files a run from scratch gives.
+gives the same files a run from scratch gives. The hidden temporary files (``.NAME.PID.part``)
+a killed run leaves are removed by the next run (:func:`remove_stale_parts`).
 
 The shared loop :func:`write_in_order` drives both the single-process path
 (:mod:`annotator.engine.batch`) and the Ray path (:mod:`annotator.cluster.ray_propose`):
@@ -21,10 +22,13 @@ outcomes are computed elsewhere (here, or on workers), written here, in input or
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
+import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,11 +93,62 @@ def png_is_complete(path: Path) -> bool:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename
+    (``.NAME.PID.part``; removed if the write fails, swept by :func:`remove_stale_parts` if the
+    process is killed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+#: The name :func:`write_atomically` gives its temporary files: ``.NAME.PID.part``.
+_PART_NAME = re.compile(r"^\..+\.(\d+)\.part$")
+#: A temporary file this old is stale even when its PID is alive (PIDs are reused); writing one
+#: label PNG takes milliseconds.
+STALE_PART_SECONDS = 3600.0
+
+
+def remove_stale_parts(out_dir: Path) -> int:
+    """Delete the temporary files (``.NAME.PID.part``) that killed runs left under ``out_dir``:
+    those of a process that is gone, of this process (a run sweeps before it writes) or older
+    than :data:`STALE_PART_SECONDS`. The project store (``.annotator``) is never entered.
+    Returns how many were removed."""
+    removed = 0
+    for path in Path(out_dir).rglob(".*.part") if Path(out_dir).is_dir() else []:
+        match = _PART_NAME.match(path.name)
+        inside_store = ".annotator" in path.relative_to(out_dir).parts[:-1]
+        if match is None or inside_store or not _is_stale(path, int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def _is_stale(path: Path, pid: int) -> bool:
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return False
+    return pid == os.getpid() or age > STALE_PART_SECONDS or not _process_alive(pid)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (on Windows, without a safe probe: assumed so)."""
+    if os.name == "nt" or pid <= 0:
+        return os.name == "nt"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, owned by someone else
+        return True
+    return True
 
 
 @dataclass
@@ -110,6 +165,7 @@ class ResumeState:
         """Read the folder's fingerprint and journal; start both over when the settings differ
         (``restarted`` is then True if a previous run had left some)."""
         out_dir = Path(out_dir)
+        remove_stale_parts(out_dir)
         digest = fingerprint(settings)
         previous = _read_fingerprint(out_dir / FINGERPRINT_FILE)
         state = cls(out_dir)
