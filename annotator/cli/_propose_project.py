@@ -126,16 +126,16 @@ def write_project_proposals(
     """Store/write the outcomes ``outcomes`` computes (here or on workers) for ``items``, in
     order, as :func:`propose_project_files` does; yields Progress, returns the report."""
     from annotator.engine.batch import output_path, save_label_png
-    from annotator.engine.resume import ResumeState, write_atomically, write_in_order
+    from annotator.engine.resume import write_atomically, write_in_order
     from annotator.progress import never_stop
 
     classes = project.list_classes()
     colours = [tuple(c.color) for c in classes]
     report = ProjectProposeReport()
     state = None
-    if out_dir is not None:
+    if out_dir is not None or into_project:
         settings = project_settings(project, config, use_memory)
-        state = ResumeState.open(out_dir, settings)
+        state = _resume_state(project, out_dir, settings)
         report.restarted = state.restarted
 
     def write(path: Path, relative: Path, outcome: Any, taken: set[Path]) -> Path | None:
@@ -146,8 +146,8 @@ def write_project_proposals(
             report.stored.append(relpath)
         elif into_project:
             report.failed.append((path, "not an image of the project; not stored"))
-        if out_dir is None:
-            return None
+        if out_dir is None:  # journaled in the project (StoredProposals)
+            return None if relpath is None else Path(relpath)
         target = output_path(out_dir, relative, taken)
         save_label_png(target, _unlabel(indices, len(classes), 255), colours)
         report.written.append(target)
@@ -159,6 +159,17 @@ def write_project_proposals(
         document = json.dumps(classes_document(classes), indent=1).encode()
         write_atomically(out_dir / "classes.json", document)
     return report
+
+
+def _resume_state(project: Any, out_dir: Path | None, settings: dict) -> Any:
+    """What a rerun skips: the PNGs journaled in ``out_dir``; without one, the proposals a
+    run with the same settings stored in the project (:mod:`annotator.cli._propose_resume`)."""
+    from annotator.cli._propose_resume import StoredProposals
+    from annotator.engine.resume import ResumeState
+
+    if out_dir is not None:  # a journaled PNG was stored first (see write_project_proposals)
+        return ResumeState.open(out_dir, settings)
+    return StoredProposals.open_in(project, settings)
 
 
 def project_settings(project: Any, config: Any, use_memory: bool) -> dict:
@@ -294,7 +305,7 @@ def output_folder(args: argparse.Namespace) -> Path | None:
 def _summarise(report: ProjectProposeReport, args: argparse.Namespace) -> int:
     from annotator.cli.propose import print_resume_note
 
-    print_resume_note(report, output_folder(args))
+    print_resume_note(report, output_folder(args) or f"the project {args.project}")
     if report.written:
         print(
             f"wrote {plural(len(report.written), 'label map')} and classes.json to {output_folder(args)}"

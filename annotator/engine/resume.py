@@ -182,19 +182,20 @@ class ResumeState:
 
     def finished(self, source: Path) -> Path | None:
         """The PNG an earlier run wrote for ``source``, when it is still there and complete."""
-        target = self.done.get(_source_key(source))
+        target = self.done.get(source_key(source))
         if target is None or not png_is_complete(self.out_dir / target):
             return None
         return self.out_dir / target
 
     def record(self, source: Path, target: Path) -> None:
         """Journal ``source`` -> ``target`` (call after the PNG is in place)."""
+        self.append(source, target.relative_to(self.out_dir).as_posix())
+
+    def append(self, source: Path, target: str) -> None:
+        """Journal ``source`` -> ``target`` (a string: what :attr:`done` maps it to)."""
         if self._journal is None:
             self._journal = open(self.out_dir / JOURNAL_FILE, "a", encoding="utf-8")  # noqa: SIM115
-        entry = {
-            "source": _source_key(source),
-            "target": target.relative_to(self.out_dir).as_posix(),
-        }
+        entry = {"source": source_key(source), "target": target}
         self._journal.write(json.dumps(entry) + "\n")
         self._journal.flush()
 
@@ -204,7 +205,8 @@ class ResumeState:
             self._journal = None
 
 
-def _source_key(source: Path) -> str:
+def source_key(source: Path) -> str:
+    """How the journal names an input file (its absolute path)."""
     return str(Path(source).resolve())
 
 
