@@ -22,6 +22,8 @@ memory are taken after subtracting the data set's mean image feature: image-imag
 share a large common component (the "modality gap") that would otherwise make every pixel look
 like every remembered class. The centre is the mean of the remembered classes' vectors and of the
 data set's mean image feature (so that one remembered class alone still has a direction).
+The logits then share one temperature fitted on the labels learned (confidence = the share of
+pixels right, not 100 % after one image; argmax unchanged: :mod:`annotator.engine.memory_calibration`).
 
 Storage: ``<sidecar>/memory/memory.npz`` (one atomic file), tagged with the model it was built
 with (:func:`memory_key`); a memory built with another backbone, head or working resolution is
@@ -136,7 +138,9 @@ class ClassMemory:
     distinct labelled images it has seen; ``updates``: class id -> momentum steps taken;
     ``centre``: float32 ``[D]`` running mean of the learned images' mean features;
     ``learned``: relpath -> digest of the labels last learned from it; ``image_classes``: relpath
-    -> the classes it has taught (so that an image counts once per class).
+    -> the classes it has taught (so that an image counts once per class); ``scale``: the
+    calibrated scale of its cosines (:mod:`annotator.engine.memory_calibration`; None until
+    labels of two classes were learned), fitted on ``scale_weight`` labelled pixels.
     """
 
     key: str
@@ -150,6 +154,8 @@ class ClassMemory:
     image_classes: dict[str, list[int]] = field(default_factory=dict)
     settings: MemorySettings = MemorySettings()
     stale_key: str | None = None  # set by load() when the stored memory was for another model
+    scale: float | None = None
+    scale_weight: float = 0.0
 
     def counts(self) -> dict[int, int]:
         """Class id -> labelled images remembered."""
@@ -157,10 +163,11 @@ class ClassMemory:
 
     def update(
         self, features: np.ndarray, labels: np.ndarray, layout: Any, unlabeled: int,
-        relpath: str | None = None,
+        relpath: str | None = None, logit_scale: float | None = None,
     ) -> list[int]:  # fmt: skip
         """Learn from one image: ``features`` float32 ``[D, gh, gw]`` (the engine's dense
         features of ``layout``), ``labels`` ``[H, W]`` class ids (``unlabeled`` = none).
+        With ``logit_scale`` (the engine's) the image also calibrates :attr:`scale`.
         Returns the class ids updated; an image whose labels were already learned is skipped."""
         digest = labels_digest(labels)
         if relpath is not None and self.learned.get(relpath) == digest:
@@ -168,15 +175,37 @@ class ClassMemory:
         self._check_dim(features.shape[0])
         flat = np.asarray(features, dtype=np.float32).reshape(features.shape[0], -1)  # [D, P]
         ids, counts = patch_class_counts(labels, layout, unlabeled)
+        fitted = self._fit_scale(features, labels, layout, unlabeled, logit_scale)  # unseen
         before = set(self.image_classes.get(relpath, ())) if relpath is not None else set()
         for class_id, count in zip(ids.tolist(), counts, strict=True):
             self._learn_class(class_id, flat, count, new_image=class_id not in before)
         if relpath is None or relpath not in self.learned:
             self._learn_centre(flat)
+        if fitted is None:  # e.g. the first image: nothing learned before to test
+            fitted = self._fit_scale(features, labels, layout, unlabeled, logit_scale)
+        if fitted is not None:
+            self._add_scale(fitted, float(counts.sum()))
         if relpath is not None:
             self.learned[relpath] = digest
             self.image_classes[relpath] = sorted(before | set(ids.tolist()))
         return ids.tolist()
+
+    def _fit_scale(
+        self, features: np.ndarray, labels: np.ndarray, layout: Any, unlabeled: int,
+        logit_scale: float | None,
+    ) -> float | None:  # fmt: skip
+        if logit_scale is None:
+            return None
+        from annotator.engine.memory_calibration import image_scale
+
+        return image_scale(self, features, labels, layout, unlabeled, logit_scale)
+
+    def _add_scale(self, scale: float, weight: float) -> None:
+        """Average ``log(scale)`` into :attr:`scale`, weighted by labelled pixels."""
+        total = self.scale_weight + weight
+        old = math.log(self.scale) * self.scale_weight if self.scale else 0.0
+        self.scale = math.exp((old + math.log(scale) * weight) / total)
+        self.scale_weight = total
 
     def _check_dim(self, dim: int) -> None:
         if self.dim is None:
@@ -221,7 +250,8 @@ class ClassMemory:
         ids = sorted(self.rows)
         dim = self.dim or 0
         meta = {"format": _FORMAT, "key": self.key, "dim": self.dim, "learned": self.learned,
-                "image_classes": self.image_classes, "centre_count": self.centre_count}  # fmt: skip
+                "image_classes": self.image_classes, "centre_count": self.centre_count,
+                "scale": self.scale, "scale_weight": self.scale_weight}  # fmt: skip
         arrays = {
             "meta": np.array(json.dumps(meta)),
             "ids": np.asarray(ids, np.int64),
@@ -272,6 +302,8 @@ def read_memory_file(path: str | Path, settings: MemorySettings = MemorySettings
         memory.centre = data["centre"].astype(np.float32) if memory.centre_count else None
         memory.learned = dict(meta["learned"])
         memory.image_classes = {k: list(v) for k, v in meta.get("image_classes", {}).items()}
+        memory.scale = meta.get("scale")  # older files: None (uncalibrated) until labels are saved
+        memory.scale_weight = float(meta.get("scale_weight", 0.0))
     return memory
 
 
@@ -317,10 +349,20 @@ class MemoryAdapter:
         ids, positions = self.remembered(list(view.class_names))
         if view.features is None or not ids or self.memory.centre is None:
             return logits
-        rows = self._rows(ids)
+        rows, weights = self._rows(ids), self._weights(ids)
         centre = np.vstack([rows, self.memory.centre[None]]).mean(axis=0)
-        return fuse_memory(logits, view.features, rows, positions, self._weights(ids), centre,
-                           self.logit_scale, self.patch_size)  # fmt: skip
+        fused = fuse_memory(logits, view.features, rows, positions, weights, centre,
+                            self.logit_scale, self.patch_size)  # fmt: skip
+        return fused * np.float32(self.temperature(weights))
+
+    def temperature(self, weights: np.ndarray) -> float:
+        """The factor on every logit that makes the memory's share (``weights`` ``[S]``, its
+        scores times the logit scale) as confident as :attr:`ClassMemory.scale` says: at most 1,
+        and the same for every class, so each pixel keeps its class."""
+        scale = self.memory.scale
+        if scale is None or not len(weights):
+            return 1.0
+        return min(1.0, scale / (self.logit_scale * max(float(np.mean(weights)), 1e-6)))
 
     def _rows(self, ids: list[int]) -> np.ndarray:
         return np.stack([self.memory.rows[i] for i in ids]).astype(np.float32)
@@ -450,7 +492,8 @@ def learn_labels(
         return []
     c = segmenter.config
     layout = plan_layout(labels.shape, c.short_side, c.max_long_side, segmenter.patch_size)
-    return memory.update(segmenter.image_features(image), labels, layout, unlabeled, relpath)
+    features = segmenter.image_features(image)
+    return memory.update(features, labels, layout, unlabeled, relpath, c.logit_scale)
 
 
 def learn_project_job(
