@@ -82,8 +82,11 @@ class ClassPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.entry = ClassEntry()
-        self.entry.setPlaceholderText("Type classes, e.g. sky, tree, tv; monitor — Enter adds them")
-        self.entry.setToolTip("Commas separate classes; ';' separates a class's synonyms")
+        self.entry.setPlaceholderText("Type classes, then Enter: sky, tree, …")
+        self.entry.setToolTip(
+            "Commas separate classes; ';' separates a class's synonyms (tv; monitor). Enter adds "
+            "them, Escape goes back to the image (tool keys work again)."
+        )
         self.list = QListWidget()
         self.rename_button = QPushButton("Rename…")
         self.merge_button = QPushButton("Merge into…")

@@ -57,3 +57,15 @@ def test_escape_leaves_the_class_box_keeping_what_was_typed(
     assert window.canvas.tool.name == "eraser"
     assert window.classes.entry.text() == "tre"
     assert window.workspace.classes() == []
+
+
+def test_the_class_box_hint_is_not_cut_off(qtbot, image_folder: Path, planted) -> None:
+    window = open_window(qtbot, image_folder)
+    window.resize(1400, 850)
+    window.show()
+    qtbot.waitExposed(window)
+    entry = window.classes.entry
+    hint = entry.placeholderText()
+    assert "Enter" in hint
+    margins = entry.textMargins().left() + entry.textMargins().right() + 12  # frame and padding
+    assert entry.fontMetrics().horizontalAdvance(hint) + margins <= entry.width(), entry.width()
