@@ -17,7 +17,9 @@ caches them on disk (``cache=True``), so a machine pays the compilation once. Wi
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,10 @@ try:  # an optional dependency: without it PAMR runs as torch ops
     import numba
 except ImportError:  # pragma: no cover - numba is installed with the package
     numba = None
+
+
+#: At most this many threads run one kernel.
+_MAX_THREADS = 8
 
 
 def available() -> bool:
@@ -40,6 +46,7 @@ def scores(
     grid: tuple[int, int, int, int],
     window: np.ndarray,
     neighbours: np.ndarray,
+    threads: int = 1,
 ) -> None:
     """PAMR's affinity scores (before the softmax) of image rows ``first_row ..`` into ``out``.
 
@@ -47,9 +54,17 @@ def scores(
     the flat strip, padding columns left untouched); ``grid`` ``(start, row, pad, width)``;
     ``window`` int64 ``[S]`` the flat offsets of the std's samples, ``neighbours`` int64 ``[N]``.
     Score ``n`` of a pixel: ``-mean_c |I_n - I_p| / (1e-8 + 0.1 sigma_p)``, sigma the unbiased
-    std of the window samples (two passes: mean, then squared deviations).
+    std of the window samples (two passes: mean, then squared deviations). ``threads``: rows
+    split among that many threads.
     """
-    _SCORES(flat, out, first_row, *grid, window, neighbours)
+    row = grid[1]
+
+    def part(first: int, last: int) -> None:
+        _SCORES(
+            flat, out[:, first * row : last * row], first_row + first, *grid, window, neighbours
+        )
+
+    _in_parts(part, out.shape[1] // row, threads)
 
 
 def step(
@@ -59,11 +74,40 @@ def step(
     grid: tuple[int, int, int, int],
     height: int,
     offsets: np.ndarray,
+    threads: int = 1,
 ) -> None:
     """One PAMR step: every image pixel of ``target`` float32 ``[C, size]`` gets the sum over
     neighbours ``n`` of ``weights[n]`` (float32 ``[N, H * row]``) times ``source`` at ``offsets[n]``,
-    summed in the order of ``offsets`` (as the torch version does)."""
-    _STEP(source, target, weights, *grid, height, offsets)
+    summed in the order of ``offsets`` (as the torch version does); rows split among ``threads``
+    threads."""
+
+    def part(first: int, last: int) -> None:
+        _STEP(source, target, weights, *grid, first, last, offsets)
+
+    _in_parts(part, height, threads)
+
+
+#: Per process id: the threads that run the other parts of a split kernel (the caller runs the
+#: first part). A forked child (a Ray or multiprocessing worker) has none of its parent's threads.
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool() -> ThreadPoolExecutor:
+    pid = os.getpid()
+    if pid not in _POOLS:
+        _POOLS[pid] = ThreadPoolExecutor(_MAX_THREADS - 1, thread_name_prefix="pamr")
+    return _POOLS[pid]
+
+
+def _in_parts(part: Callable[[int, int], None], rows: int, threads: int) -> None:
+    """``part(first, last)`` over ``rows`` rows in ``threads`` contiguous parts at once (the
+    kernels release the GIL); returns when all are done."""
+    threads = max(1, min(threads, _MAX_THREADS, rows))
+    bounds = [rows * index // threads for index in range(threads + 1)]
+    others = [_pool().submit(part, a, b) for a, b in zip(bounds[1:-1], bounds[2:], strict=True)]
+    part(bounds[0], bounds[1])
+    for other in others:
+        other.result()
 
 
 def _scores(flat, out, first_row, start, row, pad, width, window, neighbours):  # noqa: ANN001, ANN202
@@ -112,11 +156,11 @@ def _inverse_scale(values, origin, window, mean, spread, scale, channels):  # no
         scale[x] = -1.0 / (channels * (1e-8 + 0.1 * math.sqrt(spread[x] / (samples - 1))))
 
 
-def _step(source, target, weights, start, row, pad, width, height, offsets):  # noqa: ANN001, ANN202
+def _step(source, target, weights, start, row, pad, width, first, last, offsets):  # noqa: ANN001, ANN202
     # Per image row: each neighbour's weights are read once for all channels.
     channels, count = source.shape[0], offsets.shape[0]
     total = np.empty((channels, width), np.float32)
-    for y in range(height):
+    for y in range(first, last):
         origin = start + y * row + pad
         column = y * row + pad
         for n in range(count):

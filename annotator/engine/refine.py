@@ -152,9 +152,10 @@ class PamrKernel:
         offsets = np.array(grid.offsets(self.dilations, _OFFSETS), np.int64)
         arrays, weights = [buffer.numpy() for buffer in buffers], self.weights.numpy()
         shape = (grid.start, grid.row, grid.pad, grid.width)
+        threads = torch.get_num_threads()
         for step in range(steps):
             source, target = arrays[step % 2], arrays[(step + 1) % 2]
-            _pamr_compiled.step(source, target, weights, shape, grid.height, offsets)
+            _pamr_compiled.step(source, target, weights, shape, grid.height, offsets, threads)
             grid.replicate_edges(buffers[(step + 1) % 2])
         return grid.interior(buffers[steps % 2]).contiguous()
 
@@ -214,10 +215,10 @@ def _compiled_weights(
     rows = _band_rows(grid, len(neighbours), flat.element_size(), flat.device)
     scores, exps = flat.new_zeros(2, len(neighbours), min(rows, grid.height) * grid.row)
     offsets = [np.array(window, np.int64), np.array(neighbours, np.int64)]
-    shape = (grid.start, grid.row, grid.pad, grid.width)
+    shape, threads = (grid.start, grid.row, grid.pad, grid.width), torch.get_num_threads()
     for a, b in grid.bands(rows):
         band, exp = scores[:, : b - a], exps[:, : b - a]
-        _pamr_compiled.scores(flat.numpy(), band.numpy(), a // grid.row, shape, *offsets)
+        _pamr_compiled.scores(flat.numpy(), band.numpy(), a // grid.row, shape, *offsets, threads)
         torch.exp(band, out=exp)
         torch.div(exp, exp.sum(dim=0), out=weights[:, a:b])
 

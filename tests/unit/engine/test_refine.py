@@ -105,6 +105,27 @@ def test_compiled_kernels_give_the_weights_and_steps_of_the_torch_ops(
     np.testing.assert_allclose(refined.numpy(), plain.propagate(logits).numpy(), atol=1e-5, rtol=0)
 
 
+def test_compiled_kernels_give_the_same_bits_on_one_thread_or_three() -> None:
+    """Rows split among threads: each pixel is computed the same way, whoever computes it."""
+    from annotator.engine.devices import limited_threads
+
+    rng = np.random.default_rng(6)
+    image = torch.from_numpy(rng.random((3, 77, 45)))
+    logits = torch.from_numpy(rng.normal(0, 4, (2, 77, 45))).float()
+    results = []
+    for threads in (1, 3):
+        previous = torch.get_num_threads()
+        torch.set_num_threads(max(previous, threads))
+        try:
+            with limited_threads(threads):
+                kernel = pamr_kernel(image)
+                results.append((kernel.weights, kernel.propagate(logits)))
+        finally:
+            torch.set_num_threads(previous)
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+
+
 class _CountingKernel:
     """A PAMR kernel that counts the rows it refines."""
 
