@@ -17,9 +17,7 @@ caches them on disk (``cache=True``), so a machine pays the compilation once. Wi
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -28,10 +26,6 @@ try:  # an optional dependency: without it PAMR runs as torch ops
     import numba
 except ImportError:  # pragma: no cover - numba is installed with the package
     numba = None
-
-
-#: At most this many threads run one kernel.
-_MAX_THREADS = 8
 
 
 def available() -> bool:
@@ -87,27 +81,12 @@ def step(
     _in_parts(part, height, threads)
 
 
-#: Per process id: the threads that run the other parts of a split kernel (the caller runs the
-#: first part). A forked child (a Ray or multiprocessing worker) has none of its parent's threads.
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-
-
-def _pool() -> ThreadPoolExecutor:
-    pid = os.getpid()
-    if pid not in _POOLS:
-        _POOLS[pid] = ThreadPoolExecutor(_MAX_THREADS - 1, thread_name_prefix="pamr")
-    return _POOLS[pid]
-
-
 def _in_parts(part: Callable[[int, int], None], rows: int, threads: int) -> None:
-    """``part(first, last)`` over ``rows`` rows in ``threads`` contiguous parts at once (the
-    kernels release the GIL); returns when all are done."""
-    threads = max(1, min(threads, _MAX_THREADS, rows))
-    bounds = [rows * index // threads for index in range(threads + 1)]
-    others = [_pool().submit(part, a, b) for a, b in zip(bounds[1:-1], bounds[2:], strict=True)]
-    part(bounds[0], bounds[1])
-    for other in others:
-        other.result()
+    """``part(first, last)`` over ``rows`` rows in ``threads`` parts at once (the kernels release
+    the GIL)."""
+    from annotator.engine._threads import run_parts
+
+    run_parts(part, rows, threads)
 
 
 def _scores(flat, out, first_row, start, row, pad, width, window, neighbours):  # noqa: ANN001, ANN202
