@@ -7,15 +7,14 @@ over the patch grid); per-head tensors are ``[B, heads, T, head_dim]``.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
-
-from annotator.engine._threads import add_product, attention, linear
 
 
 def split_qkv(attn: nn.MultiheadAttention, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Project normalised tokens ``y`` ``[B, T, W]`` to per-head q, k, v ``[B, H, T, W/H]``."""
     batch, tokens, width = y.shape
-    qkv = linear(y, attn.in_proj_weight, attn.in_proj_bias)
+    qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias)
     qkv = qkv.view(batch, tokens, 3, attn.num_heads, width // attn.num_heads)
     q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
     return q, k, v
@@ -28,32 +27,25 @@ def _concat_heads(out: Tensor) -> Tensor:
 
 def merge_heads(attn: nn.MultiheadAttention, out: Tensor) -> Tensor:
     """Concatenate heads of ``out`` ``[B, H, T, d]`` and apply the output projection -> ``[B, T, W]``."""
-    return _linear(attn.out_proj, _concat_heads(out))
-
-
-def _linear(layer: nn.Module, inputs: Tensor) -> Tensor:
-    """``layer(inputs)``; a plain ``nn.Linear`` with its rows split among CPU threads."""
-    if isinstance(layer, nn.Linear) and not layer._forward_hooks:
-        return linear(inputs, layer.weight, layer.bias)
-    return layer(inputs)
+    return attn.out_proj(_concat_heads(out))
 
 
 def _plain(block: nn.Module, name: str) -> bool:
     return isinstance(getattr(block, name, None), nn.Identity | type(None))
 
 
-def add_linear(x: Tensor, inputs: Tensor, layer: nn.Linear) -> Tensor:
+def add_linear(x: Tensor, inputs: Tensor, linear: nn.Linear) -> Tensor:
     """``x + linear(inputs)`` as one GEMM accumulating into ``x + bias`` (saves two passes)."""
-    start = x + layer.bias if layer.bias is not None else x.clone()
-    flat = add_product(
-        start.reshape(-1, x.shape[-1]), inputs.reshape(-1, inputs.shape[-1]), layer.weight
+    start = x + linear.bias if linear.bias is not None else x.clone()
+    flat = torch.addmm(
+        start.reshape(-1, x.shape[-1]), inputs.reshape(-1, inputs.shape[-1]), linear.weight.t()
     )
     return flat.view(x.shape)
 
 
 def self_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None = None) -> Tensor:
     """``softmax(q k^T / sqrt(d) + bias) v`` through PyTorch's fused kernels."""
-    return attention(q, k, v, bias)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
 
 
 def _layer_scale(block: nn.Module, name: str, x: Tensor) -> Tensor:
@@ -65,8 +57,7 @@ def add_mlp(block: nn.Module, x: Tensor) -> Tensor:
     """The block's feed-forward half with its residual: ``x + mlp(ln_2(x))``."""
     mlp = block.mlp
     if _plain(block, "ls_2") and all(hasattr(mlp, n) for n in ("c_fc", "gelu", "c_proj")):
-        hidden = mlp.gelu(_linear(mlp.c_fc, block.ln_2(x)))
-        return add_linear(x, hidden, mlp.c_proj)
+        return add_linear(x, mlp.gelu(mlp.c_fc(block.ln_2(x))), mlp.c_proj)
     return x + _layer_scale(block, "ls_2", mlp(block.ln_2(x)))
 
 
