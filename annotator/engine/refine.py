@@ -43,6 +43,8 @@ _WINDOW = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 PAMR_MAX_PIXELS = 1_000_000
 #: Bytes of one band's values (per tensor) on the CPU: a band's inputs and outputs stay in L2.
 _BAND_BYTES = 384 << 10
+#: Bytes of one band of neighbour scores (float64) when the compiled kernels compute them.
+_COMPILED_BAND_BYTES = 1536 << 10
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,9 @@ def _compiled_weights(
     The scores' padding columns stay 0 (finite weights there, never read back)."""
     from annotator.engine import _pamr_compiled
 
-    rows = _band_rows(grid, len(neighbours), flat.element_size(), flat.device)
+    # Bands of the scores of ~1.5 MB: few torch operations (each ends at a barrier of torch's
+    # threads), still in the core's cache.
+    rows = max(8, _COMPILED_BAND_BYTES // (len(neighbours) * grid.row * flat.element_size()))
     scores, exps = flat.new_zeros(2, len(neighbours), min(rows, grid.height) * grid.row)
     offsets = [np.array(window, np.int64), np.array(neighbours, np.int64)]
     shape, threads = (grid.start, grid.row, grid.pad, grid.width), torch.get_num_threads()

@@ -82,6 +82,18 @@ def test_cpu_bands_give_the_result_of_one_band(monkeypatch: pytest.MonkeyPatch) 
     assert torch.equal(pamr_kernel(image).propagate(logits), banded)
 
 
+def test_compiled_weights_are_the_same_in_bands_of_any_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from annotator.engine import refine
+
+    image = torch.from_numpy(np.random.default_rng(7).random((3, 70, 41)))
+    monkeypatch.setattr(refine, "_COMPILED_BAND_BYTES", 1)  # 8 rows a band
+    banded = pamr_kernel(image).weights
+    monkeypatch.setattr(refine, "_COMPILED_BAND_BYTES", 1 << 40)  # one band
+    assert torch.equal(pamr_kernel(image).weights, banded)
+
+
 def test_compiled_kernels_give_the_weights_and_steps_of_the_torch_ops(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
