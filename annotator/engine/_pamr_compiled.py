@@ -2,16 +2,18 @@
 :mod:`annotator.engine.refine`, one pass over memory instead of one per operation.
 
 Both kernels read and write the flat, replicate-padded buffers of
-:class:`~annotator.engine.refine._Grid` (numpy views of the torch tensors, no copies): the pixel ``(y, x)`` is at flat index
-``start + y * row + pad + x`` and its neighbour ``n`` at that index plus ``offsets[n]``. Only
-image pixels are computed (padding columns are left as they are); loops run along rows, so the
-innermost loop reads contiguous memory and the compiler vectorises it.
+:class:`~annotator.engine.refine._Grid` (numpy views of the torch tensors, no copies): the pixel
+``(y, x)`` is at flat index ``start + y * row + pad + x`` and its neighbour ``n`` at that index
+plus ``offsets[n]``. Only image pixels are computed (padding columns are left as they are);
+loops run along rows, so the innermost loop reads contiguous memory and the compiler vectorises
+it. Rows are split among threads (:func:`annotator.engine._threads.run_parts`).
 
-On one CPU core this takes about half the time of the torch ops (which make a pass over a band of
-rows each: ~150 passes for the weights, 160 per 10 steps): 512 x 512, 5 classes, 27 ms instead of
-58 for the weights (of which 14 are torch's exp and sum), 39 instead of 68 for 10 steps. numba compiles the kernels on first use and
-caches them on disk (``cache=True``), so a machine pays the compilation once. Without numba
-(:func:`available` is False) the torch version runs; both agree to float32 rounding.
+On one CPU core this takes about half the time of the torch ops (which make a pass over a band
+of rows each: ~150 passes for the weights, 160 per 10 steps); 512 x 512 with 5 classes: 27 ms
+instead of 58 for the weights (of which 14 are torch's exp and sum), 39 instead of 68 for the
+10 steps. numba compiles the kernels on first use and caches them on disk (``cache=True``), so a
+machine pays the compilation (~5 s) once; loading them costs ~0.6 s once per process. Without
+numba (:func:`available` is False) the torch version runs; both agree to float32 rounding.
 """
 
 from __future__ import annotations
