@@ -25,9 +25,13 @@ def usable(inputs: Tensor, weight: Tensor) -> bool:
         return False
     if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
         return False
-    from torch.utils._python_dispatch import _get_current_dispatch_mode
+    try:  # private torch API: a torch without it runs the plain operations
+        from torch.utils._python_dispatch import _get_current_dispatch_mode
 
-    return _get_current_dispatch_mode() is None and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        fused = hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    except (ImportError, AttributeError, RuntimeError):
+        return False
+    return fused and _get_current_dispatch_mode() is None
 
 
 def linear(inputs: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool = False) -> Tensor:
