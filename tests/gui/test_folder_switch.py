@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from _gui_helpers import TIMEOUT, open_window
+from _gui_helpers import TIMEOUT, add_class, open_window
 from PIL import Image
 
 from annotator.gui import _engine
@@ -89,4 +89,105 @@ def test_a_proposal_asked_for_in_the_last_folder_is_not_shown_in_the_new_one(
     ws.engine.worker.proposal_ready.emit(old)
     qtbot.wait(100)
     assert ws.current.proposal is None or not np.array_equal(ws.current.proposal, old.label_map)
+    window.close()
+
+
+def _other_folder(tmp_path: Path) -> Path:
+    from _gui_helpers import make_scene
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for index in range(2):  # same names as the first folder
+        Image.fromarray(make_scene(split=50)).save(other / f"scene_{index}.png")
+    return other
+
+
+def _hold_the_engine(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """From now on, each proposal waits for ``release`` (``busy`` says one is waiting)."""
+    from annotator.gui import engine_worker
+
+    busy, release = threading.Event(), threading.Event()
+    predict = engine_worker.predict_with_segments
+
+    def held(*args, **kwargs):
+        busy.set()
+        release.wait(10)
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(engine_worker, "predict_with_segments", held)
+    return busy, release
+
+
+def test_labels_painted_in_the_last_folder_never_teach_the_new_ones_memory(
+    qtbot, image_folder: Path, planted, tmp_path: Path, monkeypatch
+) -> None:
+    from _gui_helpers import drag
+
+    window = open_window(qtbot, image_folder)
+    ws = window.workspace
+    add_class(window, "sky")
+    qtbot.waitUntil(lambda: ws.current.proposal is not None, timeout=TIMEOUT)
+    busy, release = _hold_the_engine(monkeypatch)
+    try:
+        window.set_tool("brush")
+        drag(qtbot, window, [(20.5, 20.5), (60.5, 20.5)])  # sky, in the first folder
+        ws.request_proposal()  # the engine is busy when the user moves on...
+        assert busy.wait(10)
+        window.step_image(1)  # ...so the class memory is told to learn scene_0 later
+        ws.wait_for_saves()
+        window.open_folder(_other_folder(tmp_path))  # and the user opens another folder
+        qtbot.waitUntil(lambda: ws.project.root == tmp_path / "other", timeout=TIMEOUT)
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: ws.current is not None and ws.state.available, timeout=TIMEOUT)
+    qtbot.wait(300)
+    assert ws.classes() == [] and ws.memory_counts == {}  # nothing learned from the old folder
+    window.close()
+
+
+def test_a_retraining_of_the_last_folder_shows_nothing_in_the_new_one(
+    qtbot, image_folder: Path, planted, tmp_path: Path, monkeypatch
+) -> None:
+    import training
+
+    window = open_window(qtbot, image_folder)
+    ws = window.workspace
+    add_class(window, "sky")
+    qtbot.waitUntil(lambda: ws.current.proposal is not None, timeout=TIMEOUT)
+    assert ws.accept_proposal()
+    window.mark_reviewed()
+    qtbot.waitUntil(lambda: window.training.retrain_button.isEnabled(), timeout=TIMEOUT)
+    started, release = threading.Event(), threading.Event()
+    train = training.train
+
+    def held_train(*args, **kwargs):
+        job = train(*args, **kwargs)
+        while True:
+            try:
+                step = next(job)
+            except StopIteration as done:
+                return done.value
+            if "loss" in (step.data or {}) and not started.is_set():
+                started.set()  # a training step is under way when the user opens another folder
+                release.wait(10)
+            yield step
+
+    monkeypatch.setattr(training, "train", held_train)
+    window.training.config = training.TrainConfig(
+        rounds=1, steps=5, samples_per_class=50, batch_size=64, use_clip_features=False
+    )
+    try:
+        window.training.retrain_button.click()
+        assert started.wait(10)
+        window.open_folder(_other_folder(tmp_path))
+        qtbot.waitUntil(lambda: ws.project.root == tmp_path / "other", timeout=TIMEOUT)
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: ws.batch_kind is None, timeout=60_000)
+    qtbot.wait(100)
+    panel = window.training
+    assert panel.loss_points == [] and panel.table.rowCount() == 0
+    assert "now active" not in panel.status.text() and "scores lower" not in panel.status.text()
+    assert training.list_versions(ws.project) == []
+    assert not panel.cancel_button.isEnabled()  # the engine is free for this folder's own jobs
     window.close()
