@@ -191,3 +191,43 @@ def test_a_retraining_of_the_last_folder_shows_nothing_in_the_new_one(
     assert training.list_versions(ws.project) == []
     assert not panel.cancel_button.isEnabled()  # the engine is free for this folder's own jobs
     window.close()
+
+
+def test_a_thumbnail_read_in_the_last_folder_never_shows_in_the_new_one(
+    qtbot, image_folder: Path, planted, tmp_path: Path, monkeypatch
+) -> None:
+    from PySide6.QtCore import Qt
+
+    from annotator.gui import image_list
+
+    held, release = threading.Event(), threading.Event()
+    read = image_list.read_thumbnail
+
+    def slow_read(path: Path, size: int = image_list.THUMB):
+        if image_folder in path.parents:  # the first folder's previews are still being read
+            held.set()
+            release.wait(10)
+        return read(path, size)
+
+    monkeypatch.setattr(image_list, "read_thumbnail", slow_read)
+    window = open_window(qtbot, image_folder)
+    ws, model = window.workspace, window.images.model
+    try:
+        qtbot.waitUntil(held.is_set, timeout=TIMEOUT)
+        other = _other_folder(tmp_path)
+        (other / "scene_0.png").write_bytes(b"not a picture")  # same name, unreadable here
+        window.open_folder(other)
+        qtbot.waitUntil(lambda: ws.project is not None and ws.project.root == other,
+                        timeout=TIMEOUT)  # fmt: skip
+    finally:
+        release.set()
+    row = [r.relpath for r in model.records].index("scene_0.png")
+    mine = [r.relpath for r in model.records].index("scene_1.png")
+    model.data(model.index(row), Qt.ItemDataRole.DecorationRole)  # the list asks for both
+    model.data(model.index(mine), Qt.ItemDataRole.DecorationRole)
+    qtbot.waitUntil(
+        lambda: model.data(model.index(mine), Qt.ItemDataRole.DecorationRole) is not None,
+        timeout=TIMEOUT,
+    )  # the new folder's own preview came (after the old folder's, one reader thread)
+    assert model.data(model.index(row), Qt.ItemDataRole.DecorationRole) is None
+    window.close()
