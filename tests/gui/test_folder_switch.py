@@ -231,3 +231,37 @@ def test_a_thumbnail_read_in_the_last_folder_never_shows_in_the_new_one(
     )  # the new folder's own preview came (after the old folder's, one reader thread)
     assert model.data(model.index(row), Qt.ItemDataRole.DecorationRole) is None
     window.close()
+
+
+def test_closing_the_window_while_a_folder_opens_leaves_that_folder_free(
+    qtbot, image_folder: Path, planted, tmp_path: Path, monkeypatch
+) -> None:
+    """The store opens in a worker (a big folder takes a while); the user closes the window
+    first. The folder must not stay locked (nor be shown in a closed window)."""
+    from annotator.errors import ProjectLockedError
+
+    window = open_window(qtbot, image_folder)
+    other = _other_folder(tmp_path)
+    opening, release = threading.Event(), threading.Event()
+    real_open = Project.open
+
+    def slow_open(folder, *args, **kwargs):
+        opening.set()
+        release.wait(10)  # still scanning when the window closes
+        return real_open(folder, *args, **kwargs)
+
+    monkeypatch.setattr(Project, "open", slow_open)
+    try:
+        window.open_folder(other)
+        assert opening.wait(10)
+        window.close()
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: window._opening is None, timeout=TIMEOUT)  # the scan ended
+    monkeypatch.setattr(Project, "open", real_open)
+    try:
+        with Project.open(other) as again:  # the app (or another one) can open it again
+            assert again.root == other
+    except ProjectLockedError as error:  # pragma: no cover - the failure this test guards
+        raise AssertionError(f"the closed window kept the folder locked: {error}") from error
+    assert window.workspace.project is None
