@@ -130,9 +130,10 @@ def test_closing_the_window_while_the_strips_render_reports_nothing(
     import threading
 
     import shiboken6
-    from _gui_helpers import TIMEOUT, open_window
+    from _gui_helpers import TIMEOUT
 
     from annotator.gui import groups_panel
+    from annotator.gui.app import create_window
 
     folder = grouped.root
     grouped.close()  # the window opens the folder itself
@@ -147,11 +148,13 @@ def test_closing_the_window_while_the_strips_render_reports_nothing(
             ended.set()
 
     monkeypatch.setattr(groups_panel, "render_strips", slow_render)
-    window = open_window(qtbot, folder)
+    # Not handed to qtbot (open_window): this window is deleted here, as an app's is on quit.
+    window = create_window(folder)
+    qtbot.waitUntil(lambda: window.workspace.current is not None, timeout=TIMEOUT)
     panel = window.groups_panel
     qtbot.waitUntil(lambda: panel.worker is not None, timeout=TIMEOUT)  # the strips render
     window.close()
-    panel.deleteLater()  # (the window's widgets go once it closed)
+    window.deleteLater()  # the closed window and its panels go
     qtbot.waitUntil(lambda: not shiboken6.isValid(panel), timeout=TIMEOUT)
     release.set()
     assert ended.wait(10)
