@@ -131,6 +131,7 @@ def test_closing_the_window_while_the_strips_render_reports_nothing(
 
     import shiboken6
     from _gui_helpers import TIMEOUT
+    from PySide6.QtCore import QThreadPool
 
     from annotator.gui import groups_panel
     from annotator.gui.app import create_window
@@ -158,4 +159,5 @@ def test_closing_the_window_while_the_strips_render_reports_nothing(
     qtbot.waitUntil(lambda: not shiboken6.isValid(panel), timeout=TIMEOUT)
     release.set()
     assert ended.wait(10)
+    assert QThreadPool.globalInstance().waitForDone(10_000)  # (superqt's worker thread)
     qtbot.wait(300)  # the worker's answer arrives; pytest-qt fails the test if it raises
