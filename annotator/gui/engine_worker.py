@@ -89,14 +89,15 @@ class EngineWorker(QObject):
         self._segmenter: Any = None
         self._adapter: Any = None  # the trained head (LogitAdapter) or None
         self._memory: Any = None  # the project's ClassMemory (annotator.engine.memory) or None
-        self._learn: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # relpath: (image, labels, the project they were saved in)
+        self._learn: dict[str, tuple[np.ndarray, np.ndarray, Any]] = {}
         self._catch_up: deque[str] = deque()  # labelled images the memory never learned
         self._interactive: ProposalRequest | None = None
         self._prefetch: deque[ProposalRequest] = deque()
         self._cancelled: set[int] = set()
         self._batch: Generator[Progress, None, Any] | None = None
         self._batch_stop = threading.Event()
-        self._pending_batch: tuple[Callable[..., Any], bool] | None = None
+        self._pending_batch: tuple[Callable[..., Any], bool, Any] | None = None
         self._reload_adapter = False
         self._niced = False
         self._wake.connect(self._drain)
@@ -127,11 +128,13 @@ class EngineWorker(QObject):
             self._reload_adapter = True
         self._wake.emit()
 
-    def learn(self, relpath: str, image: np.ndarray, labels: np.ndarray) -> None:
-        """Teach the class memory the saved labels (``[H, W]`` class ids, not modified by anyone
-        afterwards) of ``image``; runs before the next proposal, so it already uses them."""
+    def learn(self, relpath: str, image: np.ndarray, labels: np.ndarray, project: Any) -> None:
+        """Teach the class memory the labels (``[H, W]`` class ids, not modified by anyone
+        afterwards) of ``image`` saved in ``project``; runs before the next proposal, so it
+        already uses them. Labels of a project that is no longer the loaded one teach nothing
+        (another folder was opened meanwhile: its class ids mean other classes)."""
         with self._lock:
-            self._learn[relpath] = (image, labels)
+            self._learn[relpath] = (image, labels, project)
         self._wake.emit()
 
     def cancel(self, request_id: int) -> None:
@@ -140,15 +143,19 @@ class EngineWorker(QObject):
             if self._interactive is not None and self._interactive.id == request_id:
                 self._interactive = None
 
-    def start_batch(self, factory: Callable[..., Any], needs_model: bool = True) -> None:
+    def start_batch(
+        self, factory: Callable[..., Any], needs_model: bool = True, project: Any = None
+    ) -> None:
         """Run ``factory(project, segmenter, adapter, should_stop)`` step by step in this thread.
 
         ``needs_model``: refuse without usable weights (propose-all); otherwise the job gets
         ``None`` as segmenter when the CLIP weights are missing (retraining on colour features).
+        ``project``: the project the job was asked for (None: the loaded one); when another
+        one is loaded by the time it starts, it ends at once, cancelled, and runs on neither.
         """
         self._batch_stop.clear()
         with self._lock:
-            self._pending_batch = (factory, needs_model)
+            self._pending_batch = (factory, needs_model, project)
         self._wake.emit()
 
     def stop_batch(self) -> None:
@@ -240,13 +247,14 @@ class EngineWorker(QObject):
         self.memory_changed.emit({} if memory is None else memory.counts(), False)
         return memory
 
-    def _learn_all(self, learns: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    def _learn_all(self, learns: dict[str, tuple[np.ndarray, np.ndarray, Any]]) -> None:
         if self._memory is None or self._project is None:
             return
         try:
             changed = [
-                _engine.learn(self._project, self._segmenter, self._memory, relpath, *pair)
-                for relpath, pair in learns.items()
+                _engine.learn(self._project, self._segmenter, self._memory, relpath, image, labels)
+                for relpath, (image, labels, source) in learns.items()
+                if source is self._project
             ]
         except Exception as error:  # noqa: BLE001
             self._fail(0, f"The class memory could not learn: {error}", error)
@@ -329,8 +337,11 @@ class EngineWorker(QObject):
             with torch.inference_mode():
                 self._segmenter.set_image(image)
 
-    def _begin_batch(self, pending: tuple[Callable[..., Any], bool]) -> None:
-        factory, needs_model = pending
+    def _begin_batch(self, pending: tuple[Callable[..., Any], bool, Any]) -> None:
+        factory, needs_model, project = pending
+        if project is not None and project is not self._project:
+            self.batch_finished.emit(None, True)  # asked for in the folder open before
+            return
         if needs_model and not self._usable():
             self.failed.emit(0, "No model is loaded; this job needs one.", "")
             self.batch_finished.emit(None, True)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QSize, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
@@ -237,19 +238,28 @@ class GroupsPanel(QWidget):
 
         # The panel shows the error; without _ignore_errors superqt also re-raises it in the event
         # loop. A worker still reading a project that was closed meanwhile (another folder was
-        # opened, the window closed) reports to nobody.
+        # opened, the window closed and this panel deleted) reports to nobody.
         project = self.project
         worker = create_worker(function, *args, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda result: done(result) if self.project is project else None)
+        worker.returned.connect(lambda result: done(result) if self._wants(project) else None)
         worker.errored.connect(
             lambda error: (
-                self.status.setText(f"Failed: {error}") if self.project is project else None
+                self.status.setText(f"Failed: {error}") if self._wants(project) else None
             )
         )
         worker.finished.connect(self._worker_done)
         self.worker = worker
         self._update_buttons()
         worker.start()
+
+    def _wants(self, project: Any) -> bool:
+        """Whether a worker's answer about ``project`` still has somewhere to go: this panel
+        was not deleted (its window closed) and still shows ``project``, which is still open."""
+        return (
+            shiboken6.isValid(self)
+            and self.project is project
+            and not getattr(project, "closed", False)
+        )
 
     def _worker_done(self) -> None:
         self.worker = None

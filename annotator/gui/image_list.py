@@ -40,7 +40,7 @@ def read_thumbnail(path: Path, size: int = THUMB) -> np.ndarray:
 
 
 class _Thumbnails(QObject):
-    ready = Signal(str, object)  # relpath, array or None
+    ready = Signal(str, object, object)  # relpath, array or None, the folder (Path) it is in
 
     def __init__(self) -> None:
         super().__init__()
@@ -48,14 +48,14 @@ class _Thumbnails(QObject):
 
         self._closed = False
 
-    def request(self, relpath: str, path: Path) -> None:
+    def request(self, relpath: str, root: Path) -> None:
         def work() -> None:
             try:
-                array: Any = read_thumbnail(path)
+                array: Any = read_thumbnail(root / relpath)
             except Exception:  # noqa: BLE001 - the list shows the reason from the store
                 array = None
             if not self._closed:
-                self.ready.emit(relpath, array)
+                self.ready.emit(relpath, array, root)
 
         if not self._closed:
             self._pool.submit(work)
@@ -129,12 +129,12 @@ class ImageListModel(QAbstractListModel):
         icon = self._icons.get(relpath)
         if icon is None and relpath not in self._asked and self.root is not None:
             self._asked.add(relpath)
-            self.thumbnails.request(relpath, self.root / relpath)
+            self.thumbnails.request(relpath, self.root)
         return icon
 
-    def _thumbnail_ready(self, relpath: str, array: np.ndarray | None) -> None:
-        if array is None:
-            return
+    def _thumbnail_ready(self, relpath: str, array: np.ndarray | None, root: Path) -> None:
+        if array is None or root != self.root:
+            return  # unreadable, or read in the folder open before (same name, other image)
         self._icons[relpath] = QIcon(QPixmap.fromImage(array_to_qimage(array)))
         for row, record in enumerate(self.records):
             if record.relpath == relpath:

@@ -57,6 +57,8 @@ class MainWindow(QMainWindow):
         self.batch_bar = QProgressBar()
         self.actions: dict[str, QAction] = {}
         self.training: Any = None
+        self._opening: Any = None  # the worker opening a folder's store, while it runs
+        self._closed = False  # closeEvent ran: a folder that finishes opening is let go
         self._build_layout()
         self._build_training_dock()
         self.groups_panel = _install_groups_dock(self)
@@ -304,10 +306,13 @@ class MainWindow(QMainWindow):
         worker = create_worker(Project.open, folder, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(self._project_opened)
         worker.errored.connect(self._project_failed)
+        worker.finished.connect(self._opening_done)
         self._opening = worker  # keep a reference until it finishes
         worker.start()
 
     def _project_failed(self, error: BaseException) -> None:
+        if self._closed:
+            return  # nobody reads it, and the engine thread has stopped
         self.statusBar().clearMessage()
         details = "".join(traceback.format_exception(error))
         text = (
@@ -317,7 +322,13 @@ class MainWindow(QMainWindow):
         if self.workspace.project is None:
             self.workspace.configure_engine()  # the banner still tells about the model
 
+    def _opening_done(self) -> None:
+        self._opening = None
+
     def _project_opened(self, project: Any) -> None:
+        if self._closed:  # the window closed while the store opened: leave the folder free
+            project.close()
+            return
         self.statusBar().clearMessage()
         self.workspace.open_project(project)
         if self.training is not None:
@@ -612,6 +623,7 @@ class MainWindow(QMainWindow):
             save_settings(self.settings)
         except OSError as error:
             QMessageBox.warning(self, "Settings not saved", str(error))
+        self._closed = True
         self.workspace.shutdown()
         self.images.model.thumbnails.shutdown()
         super().closeEvent(event)

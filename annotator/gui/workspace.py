@@ -137,6 +137,7 @@ class Workspace(QObject):
         worker.adapter_changed.connect(self._adapter_changed)
         worker.memory_changed.connect(self._memory_changed)
         self.batch_kind: str | None = None  # "propose" or "train" while a batch job runs
+        self._batch_source: Any = None  # the project the running batch job was started in
 
     # -- project ---------------------------------------------------------------------------------
 
@@ -430,8 +431,8 @@ class Workspace(QObject):
         if self.batch_kind is not None:
             self.message.emit(f"Wait for the running {self.batch_kind} job, or cancel it.")
             return False
-        self.batch_kind = kind
-        self.engine.worker.start_batch(factory, needs_model)
+        self.batch_kind, self._batch_source = kind, self.project
+        self.engine.worker.start_batch(factory, needs_model, self.project)
         return True
 
     def reload_adapter(self) -> None:
@@ -455,11 +456,18 @@ class Workspace(QObject):
         self.engine.worker.stop_batch()
 
     def _batch_progress(self, progress: Any) -> None:
+        if self._batch_source is not self.project:
+            return  # the job of the folder open before, winding down (it was stopped)
         self._records_timer.start()
         self.batch_progress.emit(progress)
 
     def _batch_finished(self, result: Any, cancelled: bool) -> None:
         kind, self.batch_kind = self.batch_kind, None
+        if self._batch_source is not self.project:
+            # Stopped when its folder closed: its result (a version, scores, a count) is about
+            # that folder, not this one; the panels only learn that the engine is free again.
+            result, cancelled = None, True
+        self._batch_source = None
         self._proposals.clear()
         self.records_changed.emit()
         self.batch_finished.emit((kind, result), cancelled)
@@ -563,7 +571,7 @@ class Workspace(QObject):
         except Exception:  # noqa: BLE001 - a label file that cannot be read teaches nothing
             return
         if labels is not None:
-            self.engine.worker.learn(relpath, image, labels)
+            self.engine.worker.learn(relpath, image, labels, project)
 
     def _memory_changed(self, counts: dict[int, int], learned: bool) -> None:
         self.memory_counts = dict(counts)

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from _gui_helpers import TIMEOUT, add_class, class_ids, click, drag, open_window
 from PySide6.QtCore import Qt
 
@@ -14,7 +13,7 @@ from annotator.gui.dialogs import TransferDialog
 
 
 def test_label_review_reopen_and_export(
-    qtbot, image_folder: Path, planted, shots: Path, tmp_path: Path
+    qtbot, image_folder: Path, planted, shots: Path, tmp_path: Path, monkeypatch
 ) -> None:
     window = open_window(qtbot, image_folder)
     add_class(window, "sky")
@@ -85,7 +84,7 @@ def test_label_review_reopen_and_export(
         dialog.grab().save(str(shots / "4_export_dialog.png"))
         return 1
 
-    pytest.MonkeyPatch().setattr(TransferDialog, "exec", fill_and_accept)
+    monkeypatch.setattr(TransferDialog, "exec", fill_and_accept)  # undone after this test
     with qtbot.waitSignal(again.jobs.finished, timeout=TIMEOUT):
         again.export_labels()
     files = list(out.rglob("*.json"))

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from _gui_helpers import TIMEOUT, open_window
+from _gui_helpers import TIMEOUT, add_class, open_window
 from PIL import Image
 
 from annotator.gui import _engine
@@ -90,3 +90,178 @@ def test_a_proposal_asked_for_in_the_last_folder_is_not_shown_in_the_new_one(
     qtbot.wait(100)
     assert ws.current.proposal is None or not np.array_equal(ws.current.proposal, old.label_map)
     window.close()
+
+
+def _other_folder(tmp_path: Path) -> Path:
+    from _gui_helpers import make_scene
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for index in range(2):  # same names as the first folder
+        Image.fromarray(make_scene(split=50)).save(other / f"scene_{index}.png")
+    return other
+
+
+def _hold_the_engine(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """From now on, each proposal waits for ``release`` (``busy`` says one is waiting)."""
+    from annotator.gui import engine_worker
+
+    busy, release = threading.Event(), threading.Event()
+    predict = engine_worker.predict_with_segments
+
+    def held(*args, **kwargs):
+        busy.set()
+        release.wait(10)
+        return predict(*args, **kwargs)
+
+    monkeypatch.setattr(engine_worker, "predict_with_segments", held)
+    return busy, release
+
+
+def test_labels_painted_in_the_last_folder_never_teach_the_new_ones_memory(
+    qtbot, image_folder: Path, planted, tmp_path: Path, monkeypatch
+) -> None:
+    from _gui_helpers import drag
+
+    window = open_window(qtbot, image_folder)
+    ws = window.workspace
+    add_class(window, "sky")
+    qtbot.waitUntil(lambda: ws.current.proposal is not None, timeout=TIMEOUT)
+    busy, release = _hold_the_engine(monkeypatch)
+    try:
+        window.set_tool("brush")
+        drag(qtbot, window, [(20.5, 20.5), (60.5, 20.5)])  # sky, in the first folder
+        ws.request_proposal()  # the engine is busy when the user moves on...
+        assert busy.wait(10)
+        window.step_image(1)  # ...so the class memory is told to learn scene_0 later
+        ws.wait_for_saves()
+        window.open_folder(_other_folder(tmp_path))  # and the user opens another folder
+        qtbot.waitUntil(lambda: ws.project.root == tmp_path / "other", timeout=TIMEOUT)
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: ws.current is not None and ws.state.available, timeout=TIMEOUT)
+    qtbot.wait(300)
+    assert ws.classes() == [] and ws.memory_counts == {}  # nothing learned from the old folder
+    window.close()
+
+
+def test_a_retraining_of_the_last_folder_shows_nothing_in_the_new_one(
+    qtbot, image_folder: Path, planted, tmp_path: Path, monkeypatch
+) -> None:
+    import training
+
+    window = open_window(qtbot, image_folder)
+    ws = window.workspace
+    add_class(window, "sky")
+    qtbot.waitUntil(lambda: ws.current.proposal is not None, timeout=TIMEOUT)
+    assert ws.accept_proposal()
+    window.mark_reviewed()
+    qtbot.waitUntil(lambda: window.training.retrain_button.isEnabled(), timeout=TIMEOUT)
+    started, release = threading.Event(), threading.Event()
+    train = training.train
+
+    def held_train(*args, **kwargs):
+        job = train(*args, **kwargs)
+        while True:
+            try:
+                step = next(job)
+            except StopIteration as done:
+                return done.value
+            if "loss" in (step.data or {}) and not started.is_set():
+                started.set()  # a training step is under way when the user opens another folder
+                release.wait(10)
+            yield step
+
+    monkeypatch.setattr(training, "train", held_train)
+    window.training.config = training.TrainConfig(
+        rounds=1, steps=5, samples_per_class=50, batch_size=64, use_clip_features=False
+    )
+    try:
+        window.training.retrain_button.click()
+        assert started.wait(10)
+        window.open_folder(_other_folder(tmp_path))
+        qtbot.waitUntil(lambda: ws.project.root == tmp_path / "other", timeout=TIMEOUT)
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: ws.batch_kind is None, timeout=60_000)
+    qtbot.wait(100)
+    panel = window.training
+    assert panel.loss_points == [] and panel.table.rowCount() == 0
+    assert "now active" not in panel.status.text() and "scores lower" not in panel.status.text()
+    assert training.list_versions(ws.project) == []
+    assert not panel.cancel_button.isEnabled()  # the engine is free for this folder's own jobs
+    window.close()
+
+
+def test_a_thumbnail_read_in_the_last_folder_never_shows_in_the_new_one(
+    qtbot, image_folder: Path, planted, tmp_path: Path, monkeypatch
+) -> None:
+    from PySide6.QtCore import Qt
+
+    from annotator.gui import image_list
+
+    held, release = threading.Event(), threading.Event()
+    read = image_list.read_thumbnail
+
+    def slow_read(path: Path, size: int = image_list.THUMB):
+        if image_folder in path.parents:  # the first folder's previews are still being read
+            held.set()
+            release.wait(10)
+        return read(path, size)
+
+    monkeypatch.setattr(image_list, "read_thumbnail", slow_read)
+    window = open_window(qtbot, image_folder)
+    ws, model = window.workspace, window.images.model
+    try:
+        qtbot.waitUntil(held.is_set, timeout=TIMEOUT)
+        other = _other_folder(tmp_path)
+        (other / "scene_0.png").write_bytes(b"not a picture")  # same name, unreadable here
+        window.open_folder(other)
+        qtbot.waitUntil(lambda: ws.project is not None and ws.project.root == other,
+                        timeout=TIMEOUT)  # fmt: skip
+    finally:
+        release.set()
+    row = [r.relpath for r in model.records].index("scene_0.png")
+    mine = [r.relpath for r in model.records].index("scene_1.png")
+    model.data(model.index(row), Qt.ItemDataRole.DecorationRole)  # the list asks for both
+    model.data(model.index(mine), Qt.ItemDataRole.DecorationRole)
+    qtbot.waitUntil(
+        lambda: model.data(model.index(mine), Qt.ItemDataRole.DecorationRole) is not None,
+        timeout=TIMEOUT,
+    )  # the new folder's own preview came (after the old folder's, one reader thread)
+    assert model.data(model.index(row), Qt.ItemDataRole.DecorationRole) is None
+    window.close()
+
+
+def test_closing_the_window_while_a_folder_opens_leaves_that_folder_free(
+    qtbot, image_folder: Path, planted, tmp_path: Path, monkeypatch
+) -> None:
+    """The store opens in a worker (a big folder takes a while); the user closes the window
+    first. The folder must not stay locked (nor be shown in a closed window)."""
+    from annotator.errors import ProjectLockedError
+
+    window = open_window(qtbot, image_folder)
+    other = _other_folder(tmp_path)
+    opening, release = threading.Event(), threading.Event()
+    real_open = Project.open
+
+    def slow_open(folder, *args, **kwargs):
+        opening.set()
+        release.wait(10)  # still scanning when the window closes
+        return real_open(folder, *args, **kwargs)
+
+    monkeypatch.setattr(Project, "open", slow_open)
+    try:
+        window.open_folder(other)
+        assert opening.wait(10)
+        window.close()
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: window._opening is None, timeout=TIMEOUT)  # the scan ended
+    monkeypatch.setattr(Project, "open", real_open)
+    try:
+        with Project.open(other) as again:  # the app (or another one) can open it again
+            assert again.root == other
+    except ProjectLockedError as error:  # pragma: no cover - the failure this test guards
+        raise AssertionError(f"the closed window kept the folder locked: {error}") from error
+    assert window.workspace.project is None

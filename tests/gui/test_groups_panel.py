@@ -119,3 +119,45 @@ def test_group_folder_from_the_window_runs_in_the_engine_thread(
     window.findChild(QDockWidget, "Groups").raise_()
     window.grab().save(str(shots / "groups_dock.png"))
     window.close()
+
+
+def test_closing_the_window_while_the_strips_render_reports_nothing(
+    qtbot, grouped, planted, monkeypatch
+) -> None:
+    """The strips of a stored grouping still render when the user closes the window: that
+    worker then fails on the closed project, and its answer must reach no deleted widget
+    (it raised "Internal C++ object already deleted" in the event loop on a loaded machine)."""
+    import threading
+
+    import shiboken6
+    from _gui_helpers import TIMEOUT
+    from PySide6.QtCore import QThreadPool
+
+    from annotator.gui import groups_panel
+    from annotator.gui.app import create_window
+
+    folder = grouped.root
+    grouped.close()  # the window opens the folder itself
+    release, ended = threading.Event(), threading.Event()
+    render = groups_panel.render_strips
+
+    def slow_render(project, result):
+        try:
+            release.wait(10)  # still rendering when the window closes
+            return render(project, result)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(groups_panel, "render_strips", slow_render)
+    # Not handed to qtbot (open_window): this window is deleted here, as an app's is on quit.
+    window = create_window(folder)
+    qtbot.waitUntil(lambda: window.workspace.current is not None, timeout=TIMEOUT)
+    panel = window.groups_panel
+    qtbot.waitUntil(lambda: panel.worker is not None, timeout=TIMEOUT)  # the strips render
+    window.close()
+    window.deleteLater()  # the closed window and its panels go
+    qtbot.waitUntil(lambda: not shiboken6.isValid(panel), timeout=TIMEOUT)
+    release.set()
+    assert ended.wait(10)
+    assert QThreadPool.globalInstance().waitForDone(10_000)  # (superqt's worker thread)
+    qtbot.wait(300)  # the worker's answer arrives; pytest-qt fails the test if it raises
