@@ -33,13 +33,15 @@ def test_folder_closed_while_the_model_loads_reports_nothing(
     project.save_labels("scene_0.png", labels)  # a labelled image the class memory would learn
     engine = EngineThread()
     failures: list[str] = []
+    states: list = []
     engine.worker.failed.connect(lambda _id, message, _details: failures.append(message))
+    engine.worker.state_changed.connect(states.append)
     try:
-        with qtbot.waitSignal(engine.worker.state_changed, timeout=TIMEOUT) as state:
-            engine.worker.configure(object(), project)
-            project.close()  # another folder was opened, or the window closed
-            release.set()
-        assert state.args[0].available  # the model itself loaded fine
+        engine.worker.configure(object(), project)
+        project.close()  # another folder was opened, or the window closed
+        release.set()
+        qtbot.waitUntil(lambda: bool(states), timeout=TIMEOUT)
+        assert states[0].available  # the model itself loaded fine
         qtbot.wait(200)
         assert failures == []
     finally:
