@@ -197,3 +197,22 @@ def test_a_requery_reuses_refined_names_and_answers_the_same() -> None:
     warm.set_image(image[::-1].copy())
     warm.predict(["sky", "grass", "cat"])
     assert len(warm._refined) == 8
+
+
+def test_warm_up_readies_the_compiled_kernels_before_the_first_proposal() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "from annotator.engine import _pamr_compiled as k, refine\n"
+        "refine.warm_up(None); refine.warm_up('pamr', 'meta')\n"
+        "before = len(k._STEP.signatures) + len(k._SCORES.signatures)\n"
+        "refine.warm_up('pamr')\n"
+        "print(before, len(k._STEP.signatures), len(k._SCORES.signatures))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+    )
+    before, step, scores = map(int, result.stdout.split())
+    assert before == 0  # no refinement, or not on the CPU: nothing compiled or loaded
+    assert step >= 1 and scores >= 1
