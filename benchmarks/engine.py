@@ -1,6 +1,6 @@
 """Engine speed and memory, printed from one run (never part of the test run).
 
-    .venv/bin/python benchmarks/engine.py [--threads N] [--runs N] [--presets [--preset NAME]...]
+    .venv/bin/python benchmarks/engine.py [--threads N] [--runs N] [--presets]
 
 (a) float32 GEMM throughput of this machine (measured alternately with (c)); (b) FLOPs of one 512 x 512 proposal with ViT-B-16
 (random weights) and the default head, counted by torch.utils.flop_counter; (c) its warm median
@@ -198,14 +198,14 @@ def preset_row(name: str, runs: int, rng: np.random.Generator) -> str:
     )
 
 
-def preset_table(runs: int, only: list[str] | None = None) -> None:
-    from annotator.engine.presets import PRESETS, get_preset
+def preset_table(runs: int) -> None:
+    from annotator.engine.presets import PRESETS
 
     count_cpu_attention()
     rng = np.random.default_rng(2)
     print(f"per preset, ViT-B-16 random init on the CPU, {SIZE}x{SIZE} images, {runs} runs each")
     print("preset         GFLOP  warm ms  ratio  known-5 ms  other-5 ms  1 new ms  tpl  RSS GB")
-    for name in [get_preset(name).name for name in only] if only else PRESETS:
+    for name in PRESETS:
         print(preset_row(name, runs, rng), flush=True)
     print("ratio = warm latency / (FLOPs / GEMM rate), target <= 1.5; known-5 target <= 20 ms")
     print("(the same 5 names again); other-5: 5 names with known text, new to this image;")
@@ -245,9 +245,6 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="timed repetitions (at most 15)")
     parser.add_argument("--skip-cpu", action="store_true", help="only the GPU figure")
     parser.add_argument("--presets", action="store_true", help="only the table per preset")
-    parser.add_argument(
-        "--preset", action="append", metavar="NAME", help="with --presets: only these (repeatable)"
-    )
     args = parser.parse_args()
     args.runs = max(1, min(args.runs, len(VOCABULARY) // 5 - 1))
     if args.threads:
@@ -257,7 +254,7 @@ def main() -> None:
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start"
     )
     if args.presets:
-        preset_table(args.runs, args.preset)
+        preset_table(args.runs)
         print(f"load average {os.getloadavg()[0]:.1f} at the end (other processes share the CPU)")
         return
     if not args.skip_cpu:

@@ -15,9 +15,6 @@ work on one flat, replicate-padded buffer (:class:`_Grid`): every neighbour is t
 offset into it, so there is no padding copy per step, each operation reads contiguous memory,
 and on the CPU the work goes in bands of rows small enough to stay in the core's cache. The sums
 are taken in the same order as the plain version, so the results are the same to the last bit.
-On the CPU, with numba installed (a dependency), both loops run compiled instead
-(:mod:`annotator.engine._pamr_compiled`: one pass over memory, not one per torch operation; the
-same weights bit for bit, the steps equal to float32 rounding); the torch ops are the fallback.
 Adding a refiner = one function + one line in :data:`REFINERS`.
 """
 
@@ -26,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -43,8 +39,6 @@ _WINDOW = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 PAMR_MAX_PIXELS = 1_000_000
 #: Bytes of one band's values (per tensor) on the CPU: a band's inputs and outputs stay in L2.
 _BAND_BYTES = 384 << 10
-#: Bytes of one band of neighbour scores (float64) when the compiled kernels compute them.
-_COMPILED_BAND_BYTES = 1536 << 10
 
 
 @dataclass(frozen=True)
@@ -133,8 +127,6 @@ class PamrKernel:
         grid = self.grid
         buffers = [grid.padded(values.float())]
         buffers.append(torch.empty_like(buffers[0]))
-        if _compiled(values):
-            return self._propagate_compiled(buffers, steps)
         rows = _band_rows(grid, values.shape[0], 4, values.device)
         # The views of a step are the same every other step: slice them once.
         plans = [self._plan(buffers[0], buffers[1], rows), self._plan(buffers[1], buffers[0], rows)]
@@ -143,21 +135,6 @@ class PamrKernel:
                 torch.mul(*terms[0], out=out)
                 for shifted, weights in terms[1:]:
                     out.addcmul_(shifted, weights)
-            grid.replicate_edges(buffers[(step + 1) % 2])
-        return grid.interior(buffers[steps % 2]).contiguous()
-
-    def _propagate_compiled(self, buffers: list[Tensor], steps: int) -> Tensor:
-        """The steps of :meth:`propagate` with the compiled kernel (same order of sums)."""
-        from annotator.engine import _pamr_compiled
-
-        grid = self.grid
-        offsets = np.array(grid.offsets(self.dilations, _OFFSETS), np.int64)
-        arrays, weights = [buffer.numpy() for buffer in buffers], self.weights.numpy()
-        shape = (grid.start, grid.row, grid.pad, grid.width)
-        threads = torch.get_num_threads()
-        for step in range(steps):
-            source, target = arrays[step % 2], arrays[(step + 1) % 2]
-            _pamr_compiled.step(source, target, weights, shape, grid.height, offsets, threads)
             grid.replicate_edges(buffers[(step + 1) % 2])
         return grid.interior(buffers[steps % 2]).contiguous()
 
@@ -188,43 +165,12 @@ def pamr_kernel(image: Tensor, dilations: tuple[int, ...] = PAMR_DILATIONS) -> P
     grid = _Grid(image.shape[-2], image.shape[-1], max(dilations))
     flat = grid.padded(image.to(exact))
     weights = torch.empty(8 * len(dilations), grid.strip, device=image.device)
-    window, neighbours = grid.offsets(dilations, _WINDOW), grid.offsets(dilations, _OFFSETS)
-    if _compiled(flat):
-        _compiled_weights(grid, flat, weights, window, neighbours)
-        return PamrKernel(grid, weights, tuple(dilations))
     rows = _band_rows(grid, image.shape[0], flat.element_size(), image.device)
     work = _Workspace(flat, min(rows, grid.height) * grid.row, 8 * len(dilations))
+    window, neighbours = grid.offsets(dilations, _WINDOW), grid.offsets(dilations, _OFFSETS)
     for a, b in grid.bands(rows):
         work.weights(weights[:, a:b], grid.start + a, window, neighbours)
     return PamrKernel(grid, weights, tuple(dilations))
-
-
-def _compiled(values: Tensor) -> bool:
-    """Whether the compiled kernels run PAMR on ``values``: CPU tensors, numba installed."""
-    from annotator.engine import _pamr_compiled
-
-    return values.device.type == "cpu" and _pamr_compiled.available()
-
-
-def _compiled_weights(
-    grid: _Grid, flat: Tensor, weights: Tensor, window: list[int], neighbours: list[int]
-) -> None:
-    """:func:`pamr_kernel`'s weights with the compiled scores, softmax-normalised per band.
-
-    The scores' padding columns stay 0 (finite weights there, never read back)."""
-    from annotator.engine import _pamr_compiled
-
-    # Bands of the scores of ~1.5 MB: few torch operations (each ends at a barrier of torch's
-    # threads), still in the core's cache.
-    rows = max(8, _COMPILED_BAND_BYTES // (len(neighbours) * grid.row * flat.element_size()))
-    scores, exps = flat.new_zeros(2, len(neighbours), min(rows, grid.height) * grid.row)
-    offsets = [np.array(window, np.int64), np.array(neighbours, np.int64)]
-    shape, threads = (grid.start, grid.row, grid.pad, grid.width), torch.get_num_threads()
-    for a, b in grid.bands(rows):
-        band, exp = scores[:, : b - a], exps[:, : b - a]
-        _pamr_compiled.scores(flat.numpy(), band.numpy(), a // grid.row, shape, *offsets, threads)
-        torch.exp(band, out=exp)
-        torch.div(exp, exp.sum(dim=0), out=weights[:, a:b])
 
 
 class _Workspace:
@@ -295,19 +241,6 @@ def pamr(image: Tensor, logits: Tensor, steps: int = PAMR_STEPS) -> Tensor:
 Refiner = Callable[[Tensor, Tensor], Tensor]
 
 REFINERS: dict[str, Refiner] = {"pamr": pamr}
-
-
-def warm_up(name: str | None, device: torch.device | str = "cpu") -> None:
-    """Run refiner ``name`` once on a tiny random image on ``device``, so that the first real
-    proposal pays no start-up cost (PAMR's compiled CPU kernels: compiled once per machine,
-    about 5 s, then loaded from the disk cache, about 0.6 s per process). ``None``: nothing."""
-    if not name or torch.device(device).type != "cpu":
-        return
-    refiner = get_refiner(name)
-    generator = torch.Generator().manual_seed(0)
-    image = torch.rand(3, 40, 40, generator=generator)
-    with torch.inference_mode():
-        refiner(image, torch.rand(2, 40, 40, generator=generator))
 
 
 def get_refiner(name: str) -> Refiner:

@@ -16,16 +16,6 @@ def create_app_segmenter(config: Any) -> Any:
     return create_segmenter(config, allow_missing_weights=True)
 
 
-def warm_up(segmenter: Any) -> None:
-    """Get ``segmenter``'s refinement ready (compiled kernels loaded) before the user asks for
-    the first proposal; call from the engine thread."""
-    refine = getattr(getattr(segmenter, "config", None), "refine", None)
-    if refine and getattr(segmenter, "available", False):
-        from annotator.engine.refine import warm_up as warm_up_refiner
-
-        warm_up_refiner(refine, segmenter.device)
-
-
 def load_adapter(project: Any) -> Any:
     """The project's active trained head (a LogitAdapter), or None when there is none."""
     try:

@@ -221,9 +221,6 @@ class EngineWorker(QObject):
         except ProjectClosedError:  # another folder is on its way; its own load follows
             self._catch_up = deque()
         self.state_changed.emit(_engine.describe(segmenter, config))
-        # While the user types the first class names; a failure shows on the real request.
-        with contextlib.suppress(Exception):
-            _engine.warm_up(segmenter)
 
     def _fail(self, request_id: int, message: str, error: BaseException) -> None:
         """Send ``failed`` for ``error``, except for work on a project closed meanwhile (another

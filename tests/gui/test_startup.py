@@ -175,29 +175,3 @@ def test_before_any_class_the_engine_encodes_the_shown_image_first(
     qtbot.waitUntil(lambda: ws.current.proposal is not None, timeout=TIMEOUT)
     assert ("predict", ("sky",)) in calls
     window.close()
-
-
-def test_the_engine_readies_the_refinement_while_the_user_types_classes(
-    qtbot, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from annotator.engine import refine
-    from annotator.engine.testing import create_planted_segmenter
-    from annotator.gui import _engine
-    from annotator.gui.engine_worker import EngineThread
-
-    palette = {"sky": (60, 120, 230), "grass": (30, 160, 40)}
-    monkeypatch.setattr(
-        _engine, "create_app_segmenter",
-        lambda config: create_planted_segmenter(palette, device="cpu", refine="pamr"),
-    )  # fmt: skip
-    warmed: list[tuple[str, str]] = []
-    monkeypatch.setattr(refine, "warm_up", lambda name, device: warmed.append((name, str(device))))
-    engine = EngineThread()
-    states: list = []
-    engine.worker.state_changed.connect(states.append)
-    try:
-        engine.worker.configure(object(), None)
-        qtbot.waitUntil(lambda: bool(states) and bool(warmed), timeout=TIMEOUT)
-        assert states[0].available and warmed == [("pamr", "cpu")]
-    finally:
-        engine.stop()

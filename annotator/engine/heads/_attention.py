@@ -10,13 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from annotator.engine import _onednn
-
 
 def split_qkv(attn: nn.MultiheadAttention, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Project normalised tokens ``y`` ``[B, T, W]`` to per-head q, k, v ``[B, H, T, W/H]``."""
     batch, tokens, width = y.shape
-    qkv = _onednn.linear(y, attn.in_proj_weight, attn.in_proj_bias)
+    qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias)
     qkv = qkv.view(batch, tokens, 3, attn.num_heads, width // attn.num_heads)
     q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
     return q, k, v
@@ -29,14 +27,7 @@ def _concat_heads(out: Tensor) -> Tensor:
 
 def merge_heads(attn: nn.MultiheadAttention, out: Tensor) -> Tensor:
     """Concatenate heads of ``out`` ``[B, H, T, d]`` and apply the output projection -> ``[B, T, W]``."""
-    if _plain_linear(attn.out_proj):
-        return _onednn.linear(_concat_heads(out), attn.out_proj.weight, attn.out_proj.bias)
     return attn.out_proj(_concat_heads(out))
-
-
-def _plain_linear(layer: nn.Module) -> bool:
-    """An ``nn.Linear`` whose call is its formula (no hooks that change it)."""
-    return isinstance(layer, nn.Linear) and not (layer._forward_hooks or layer._forward_pre_hooks)
 
 
 def _plain(block: nn.Module, name: str) -> bool:
@@ -44,10 +35,7 @@ def _plain(block: nn.Module, name: str) -> bool:
 
 
 def add_linear(x: Tensor, inputs: Tensor, linear: nn.Linear) -> Tensor:
-    """``x + linear(inputs)`` as one GEMM accumulating into ``x + bias`` (saves two passes);
-    on the CPU through oneDNN with the sum fused (:mod:`annotator.engine._onednn`)."""
-    if _onednn.usable(inputs, linear.weight):
-        return _onednn.add_linear(x, inputs, linear.weight, linear.bias)
+    """``x + linear(inputs)`` as one GEMM accumulating into ``x + bias`` (saves two passes)."""
     start = x + linear.bias if linear.bias is not None else x.clone()
     flat = torch.addmm(
         start.reshape(-1, x.shape[-1]), inputs.reshape(-1, inputs.shape[-1]), linear.weight.t()
@@ -69,16 +57,8 @@ def add_mlp(block: nn.Module, x: Tensor) -> Tensor:
     """The block's feed-forward half with its residual: ``x + mlp(ln_2(x))``."""
     mlp = block.mlp
     if _plain(block, "ls_2") and all(hasattr(mlp, n) for n in ("c_fc", "gelu", "c_proj")):
-        return add_linear(x, _fc_activation(mlp, block.ln_2(x)), mlp.c_proj)
+        return add_linear(x, mlp.gelu(mlp.c_fc(block.ln_2(x))), mlp.c_proj)
     return x + _layer_scale(block, "ls_2", mlp(block.ln_2(x)))
-
-
-def _fc_activation(mlp: nn.Module, y: Tensor) -> Tensor:
-    """``mlp.gelu(mlp.c_fc(y))``; exact GELU fused into the product where oneDNN runs it."""
-    exact_gelu = type(mlp.gelu) is nn.GELU and mlp.gelu.approximate == "none"
-    if exact_gelu and _plain_linear(mlp.c_fc):
-        return _onednn.linear(y, mlp.c_fc.weight, mlp.c_fc.bias, gelu=True)
-    return mlp.gelu(mlp.c_fc(y))
 
 
 def standard_block(block: nn.Module, x: Tensor) -> Tensor:

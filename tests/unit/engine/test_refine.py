@@ -1,6 +1,5 @@
 """PAMR as NACLIP publishes it: equal to a plain stacked re-derivation, exact on a colour edge;
-its fast layout (flat buffer, bands), its compiled kernels (numba) and the cache of refined rows
-change no result. Tests marked with the ``kernels`` fixture run once compiled, once as torch ops."""
+its fast layout (flat buffer, bands) and the cache of refined rows change no result."""
 
 from __future__ import annotations
 
@@ -8,29 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from annotator.engine import _pamr_compiled
 from annotator.engine.refine import PAMR_DILATIONS, PAMR_STEPS, pamr, pamr_kernel
 from tests.unit.engine.protocol_reference import pamr as reference_pamr
 
 
-def _torch_ops_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """PAMR as torch ops, as on a machine without numba."""
-    monkeypatch.setattr(_pamr_compiled, "available", lambda: False)
-
-
-@pytest.fixture(params=["compiled", "torch"])
-def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "torch":
-        _torch_ops_only(monkeypatch)
-    return request.param
-
-
-def test_numba_is_installed_with_the_package() -> None:
-    """The compiled kernels are what users get (``pip install`` brings numba)."""
-    assert _pamr_compiled.available()
-
-
-def test_pamr_equals_the_published_description(kernels: str) -> None:
+def test_pamr_equals_the_published_description() -> None:
     rng = np.random.default_rng(5)
     image = torch.from_numpy(rng.random((3, 50, 70)))
     image[:, 20:, 30:] += 0.8  # a region with its own colour
@@ -55,9 +36,7 @@ def test_pamr_puts_a_coarse_boundary_exactly_on_the_colour_edge(offset: int) -> 
 
 
 @pytest.mark.parametrize("size", [(5, 37), (3, 50), (40, 17), (1, 1)])
-def test_pamr_equals_the_description_on_images_smaller_than_a_dilation(
-    size: tuple, kernels: str
-) -> None:
+def test_pamr_equals_the_description_on_images_smaller_than_a_dilation(size: tuple) -> None:
     """The flat padded buffer replicates edges exactly as padding each step would."""
     rng = np.random.default_rng(sum(size))
     image = torch.from_numpy(rng.random((3, *size)))
@@ -70,7 +49,6 @@ def test_cpu_bands_give_the_result_of_one_band(monkeypatch: pytest.MonkeyPatch) 
     """Working in bands of rows (to stay in the cache) changes nothing, bit for bit."""
     from annotator.engine import refine
 
-    _torch_ops_only(monkeypatch)
     rng = np.random.default_rng(1)
     image = torch.from_numpy(rng.random((3, 90, 61)))
     logits = torch.from_numpy(rng.normal(0, 4, (3, 90, 61))).float()
@@ -80,62 +58,6 @@ def test_cpu_bands_give_the_result_of_one_band(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(refine, "_BAND_BYTES", 1 << 40)  # one band
     assert torch.equal(pamr_kernel(image).weights, kernel.weights)
     assert torch.equal(pamr_kernel(image).propagate(logits), banded)
-
-
-def test_compiled_weights_are_the_same_in_bands_of_any_size(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from annotator.engine import refine
-
-    image = torch.from_numpy(np.random.default_rng(7).random((3, 70, 41)))
-    monkeypatch.setattr(refine, "_COMPILED_BAND_BYTES", 1)  # 8 rows a band
-    banded = pamr_kernel(image).weights
-    monkeypatch.setattr(refine, "_COMPILED_BAND_BYTES", 1 << 40)  # one band
-    assert torch.equal(pamr_kernel(image).weights, banded)
-
-
-def test_compiled_kernels_give_the_weights_and_steps_of_the_torch_ops(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Same weights bit for bit (same float64 arithmetic, in the same order); the steps agree to
-    float32 rounding (logits up to ~15: 1e-5 is a few ulp; torch may fuse a multiply-add), on an
-    upsampled image as the engine has."""
-    rng = np.random.default_rng(4)
-    small = torch.from_numpy(rng.random((1, 3, 40, 52)))
-    image = torch.nn.functional.interpolate(small, size=(101, 130), mode="bilinear")[0]
-    logits = torch.from_numpy(rng.normal(0, 4, (4, 101, 130))).float()
-    compiled = pamr_kernel(image)
-    refined = compiled.propagate(logits)
-    _torch_ops_only(monkeypatch)
-    plain = pamr_kernel(image)
-    grid = plain.grid
-    columns = slice(grid.pad, grid.pad + grid.width)  # image pixels (padding is never read)
-    assert torch.equal(
-        compiled.weights.view(16, grid.height, -1)[..., columns],
-        plain.weights.view(16, grid.height, -1)[..., columns],
-    )
-    np.testing.assert_allclose(refined.numpy(), plain.propagate(logits).numpy(), atol=1e-5, rtol=0)
-
-
-def test_compiled_kernels_give_the_same_bits_on_one_thread_or_three() -> None:
-    """Rows split among threads: each pixel is computed the same way, whoever computes it."""
-    from annotator.engine.devices import limited_threads
-
-    rng = np.random.default_rng(6)
-    image = torch.from_numpy(rng.random((3, 77, 45)))
-    logits = torch.from_numpy(rng.normal(0, 4, (2, 77, 45))).float()
-    results = []
-    for threads in (1, 3):
-        previous = torch.get_num_threads()
-        torch.set_num_threads(max(previous, threads))
-        try:
-            with limited_threads(threads):
-                kernel = pamr_kernel(image)
-                results.append((kernel.weights, kernel.propagate(logits)))
-        finally:
-            torch.set_num_threads(previous)
-    assert torch.equal(results[0][0], results[1][0])
-    assert torch.equal(results[0][1], results[1][1])
 
 
 class _CountingKernel:
@@ -197,22 +119,3 @@ def test_a_requery_reuses_refined_names_and_answers_the_same() -> None:
     warm.set_image(image[::-1].copy())
     warm.predict(["sky", "grass", "cat"])
     assert len(warm._refined) == 8
-
-
-def test_warm_up_readies_the_compiled_kernels_before_the_first_proposal() -> None:
-    import subprocess
-    import sys
-
-    script = (
-        "from annotator.engine import _pamr_compiled as k, refine\n"
-        "refine.warm_up(None); refine.warm_up('pamr', 'meta')\n"
-        "before = len(k._STEP.signatures) + len(k._SCORES.signatures)\n"
-        "refine.warm_up('pamr')\n"
-        "print(before, len(k._STEP.signatures), len(k._SCORES.signatures))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
-    )
-    before, step, scores = map(int, result.stdout.split())
-    assert before == 0  # no refinement, or not on the CPU: nothing compiled or loaded
-    assert step >= 1 and scores >= 1
