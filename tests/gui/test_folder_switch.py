@@ -15,6 +15,32 @@ from annotator.gui.engine_worker import EngineThread
 from annotator.gui.loader import load_bundle
 from annotator.project import Project
 
+OTHER_PICTURE = np.full((96, 128, 3), 7, np.uint8)  # the second folder's images
+
+
+def _other_folder(tmp_path: Path) -> Path:
+    """A second folder whose images have the first folder's names and other pictures."""
+    other = tmp_path / "other"
+    other.mkdir()
+    for index in range(2):
+        Image.fromarray(OTHER_PICTURE).save(other / f"scene_{index}.png")
+    return other
+
+
+def _open_the_other_folder(qtbot, window, tmp_path: Path) -> None:
+    other = _other_folder(tmp_path)
+    window.open_folder(other)
+    ws = window.workspace
+    qtbot.waitUntil(lambda: ws.current is not None and ws.project.root == other, timeout=TIMEOUT)
+
+
+def _window_with_a_proposal(qtbot, folder: Path):
+    """The app on ``folder`` with the class "sky" typed and its first proposal shown."""
+    window = open_window(qtbot, folder)
+    add_class(window, "sky")
+    qtbot.waitUntil(lambda: window.workspace.current.proposal is not None, timeout=TIMEOUT)
+    return window
+
 
 def test_folder_closed_while_the_model_loads_reports_nothing(
     qtbot, image_folder: Path, planted, monkeypatch
@@ -55,20 +81,14 @@ def test_an_image_read_from_the_last_folder_never_shows_in_the_new_one(
     window = open_window(qtbot, image_folder)
     ws = window.workspace
     stale = load_bundle(ws.project, "scene_1.png")  # read just before the folder changes
-    other = tmp_path / "other"
-    other.mkdir()
-    mine = np.full((96, 128, 3), 7, np.uint8)  # same names, other pictures
-    for name in ("scene_0.png", "scene_1.png"):
-        Image.fromarray(mine).save(other / name)
-    window.open_folder(other)
-    qtbot.waitUntil(lambda: ws.current is not None and ws.project.root == other, timeout=TIMEOUT)
+    _open_the_other_folder(qtbot, window, tmp_path)
     ws.open_image("scene_1.png")
     ws.loader.loaded.emit(stale)  # the old folder's read arrives late, as a queued signal would
     qtbot.waitUntil(lambda: ws.current.relpath == "scene_1.png", timeout=TIMEOUT)
     qtbot.wait(100)
-    assert np.array_equal(ws.current.image, mine)
-    assert np.array_equal(ws.loader.cached("scene_1.png").image, mine)
-    assert not np.array_equal(stale.image, mine)  # the test would notice a mix-up
+    assert np.array_equal(ws.current.image, OTHER_PICTURE)
+    assert np.array_equal(ws.loader.cached("scene_1.png").image, OTHER_PICTURE)
+    assert not np.array_equal(stale.image, OTHER_PICTURE)  # the test would notice a mix-up
     window.close()
 
 
@@ -79,11 +99,7 @@ def test_a_proposal_asked_for_in_the_last_folder_is_not_shown_in_the_new_one(
 
     window = open_window(qtbot, image_folder)
     ws = window.workspace
-    other = tmp_path / "other"
-    other.mkdir()
-    Image.fromarray(np.full((96, 128, 3), 7, np.uint8)).save(other / "scene_0.png")
-    window.open_folder(other)
-    qtbot.waitUntil(lambda: ws.current is not None and ws.project.root == other, timeout=TIMEOUT)
+    _open_the_other_folder(qtbot, window, tmp_path)
     old = ProposalResult(
         ws._first_id - 1, "scene_0.png", ws.query(), np.zeros((96, 128), np.uint8), 0.9, 0.1,
         False, 0.0,
@@ -94,14 +110,6 @@ def test_a_proposal_asked_for_in_the_last_folder_is_not_shown_in_the_new_one(
     window.close()
 
 
-def _other_folder(tmp_path: Path) -> Path:
-    from _gui_helpers import make_scene
-
-    other = tmp_path / "other"
-    other.mkdir()
-    for index in range(2):  # same names as the first folder
-        Image.fromarray(make_scene(split=50)).save(other / f"scene_{index}.png")
-    return other
 
 
 def _hold_the_engine(monkeypatch) -> tuple[threading.Event, threading.Event]:
@@ -125,10 +133,8 @@ def test_labels_painted_in_the_last_folder_never_teach_the_new_ones_memory(
 ) -> None:
     from _gui_helpers import drag
 
-    window = open_window(qtbot, image_folder)
+    window = _window_with_a_proposal(qtbot, image_folder)
     ws = window.workspace
-    add_class(window, "sky")
-    qtbot.waitUntil(lambda: ws.current.proposal is not None, timeout=TIMEOUT)
     busy, release = _hold_the_engine(monkeypatch)
     try:
         window.set_tool("brush")
@@ -152,10 +158,8 @@ def test_a_retraining_of_the_last_folder_shows_nothing_in_the_new_one(
 ) -> None:
     import training
 
-    window = open_window(qtbot, image_folder)
+    window = _window_with_a_proposal(qtbot, image_folder)
     ws = window.workspace
-    add_class(window, "sky")
-    qtbot.waitUntil(lambda: ws.current.proposal is not None, timeout=TIMEOUT)
     assert ws.accept_proposal()
     window.mark_reviewed()
     qtbot.waitUntil(lambda: window.training.retrain_button.isEnabled(), timeout=TIMEOUT)
