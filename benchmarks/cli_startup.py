@@ -13,7 +13,9 @@ it took when the engine looked for the weights after loading torch and open_clip
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -22,6 +24,7 @@ import time
 from pathlib import Path
 
 _SCRATCH = Path(tempfile.mkdtemp(prefix="annotator-bench-"))
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 _IMAGE = _SCRATCH / "a.png"
 _IMAGE.write_bytes(
     bytes.fromhex(  # a 1 x 1 PNG: the command fails before reading it anyway

@@ -14,21 +14,27 @@ brush stroke cost on a 12000 x 9000 image. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("ANNOTATOR_CONFIG_DIR", tempfile.mkdtemp(prefix="annotator-bench-config-"))
+if "ANNOTATOR_CONFIG_DIR" not in os.environ:
+    os.environ["ANNOTATOR_CONFIG_DIR"] = tempfile.mkdtemp(prefix="annotator-bench-config-")
+    atexit.register(shutil.rmtree, os.environ["ANNOTATOR_CONFIG_DIR"], ignore_errors=True)
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 
 def make_folder(count: int, size: tuple[int, int]) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="annotator-bench-")) / "images"
+    scratch = tempfile.mkdtemp(prefix="annotator-bench-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    folder = Path(scratch) / "images"
     folder.mkdir()
     rng = np.random.default_rng(0)
     height, width = size
