@@ -10,11 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from annotator.engine._packed import linear
+
 
 def split_qkv(attn: nn.MultiheadAttention, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Project normalised tokens ``y`` ``[B, T, W]`` to per-head q, k, v ``[B, H, T, W/H]``."""
     batch, tokens, width = y.shape
-    qkv = F.linear(y, attn.in_proj_weight, attn.in_proj_bias)
+    qkv = linear(y, attn.in_proj_weight, attn.in_proj_bias)
     qkv = qkv.view(batch, tokens, 3, attn.num_heads, width // attn.num_heads)
     q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
     return q, k, v
@@ -27,20 +29,16 @@ def _concat_heads(out: Tensor) -> Tensor:
 
 def merge_heads(attn: nn.MultiheadAttention, out: Tensor) -> Tensor:
     """Concatenate heads of ``out`` ``[B, H, T, d]`` and apply the output projection -> ``[B, T, W]``."""
-    return attn.out_proj(_concat_heads(out))
+    return linear(_concat_heads(out), attn.out_proj.weight, attn.out_proj.bias)
 
 
 def _plain(block: nn.Module, name: str) -> bool:
     return isinstance(getattr(block, name, None), nn.Identity | type(None))
 
 
-def add_linear(x: Tensor, inputs: Tensor, linear: nn.Linear) -> Tensor:
-    """``x + linear(inputs)`` as one GEMM accumulating into ``x + bias`` (saves two passes)."""
-    start = x + linear.bias if linear.bias is not None else x.clone()
-    flat = torch.addmm(
-        start.reshape(-1, x.shape[-1]), inputs.reshape(-1, inputs.shape[-1]), linear.weight.t()
-    )
-    return flat.view(x.shape)
+def add_linear(x: Tensor, inputs: Tensor, layer: nn.Linear) -> Tensor:
+    """``x + layer(inputs)``, the GEMM written straight into the result (one pass for the sum)."""
+    return linear(inputs, layer.weight, layer.bias).add_(x)
 
 
 def self_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -56,8 +54,14 @@ def _layer_scale(block: nn.Module, name: str, x: Tensor) -> Tensor:
 def add_mlp(block: nn.Module, x: Tensor) -> Tensor:
     """The block's feed-forward half with its residual: ``x + mlp(ln_2(x))``."""
     mlp = block.mlp
-    if _plain(block, "ls_2") and all(hasattr(mlp, n) for n in ("c_fc", "gelu", "c_proj")):
-        return add_linear(x, mlp.gelu(mlp.c_fc(block.ln_2(x))), mlp.c_proj)
+    layers = (getattr(mlp, "c_fc", None), getattr(mlp, "c_proj", None))
+    if (
+        _plain(block, "ls_2")
+        and hasattr(mlp, "gelu")
+        and all(isinstance(n, nn.Linear) for n in layers)
+    ):
+        hidden = linear(block.ln_2(x), mlp.c_fc.weight, mlp.c_fc.bias)
+        return add_linear(x, mlp.gelu(hidden), mlp.c_proj)
     return x + _layer_scale(block, "ls_2", mlp(block.ln_2(x)))
 
 
