@@ -1,5 +1,6 @@
-"""PAMR as NACLIP publishes it: equal to a plain stacked re-derivation, exact on a colour edge;
-its fast layout (flat buffer, bands) and the cache of refined rows change no result."""
+"""PAMR as NACLIP publishes it: equal to a plain stacked re-derivation, exact on a colour edge,
+through both implementations (torch operations and the compiled loops); its fast layout (flat
+buffer, bands) and the cache of refined rows change no result."""
 
 from __future__ import annotations
 
@@ -7,10 +8,21 @@ import numpy as np
 import pytest
 import torch
 
+from annotator.engine import _pamr_parts, refine
 from annotator.engine.refine import PAMR_DILATIONS, PAMR_STEPS, pamr, pamr_kernel
 from tests.unit.engine.protocol_reference import pamr as reference_pamr
 
 
+@pytest.fixture(params=["torch", "compiled"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test through the torch operations, then through the compiled loops."""
+    if request.param == "compiled" and not _pamr_parts.available():
+        pytest.skip("the compiled PAMR loops were not built (no C compiler at install)")
+    monkeypatch.setattr(refine, "USE_NATIVE", request.param == "compiled")
+    return request.param
+
+
+@pytest.mark.usefixtures("implementation")
 def test_pamr_equals_the_published_description() -> None:
     rng = np.random.default_rng(5)
     image = torch.from_numpy(rng.random((3, 50, 70)))
@@ -21,6 +33,7 @@ def test_pamr_equals_the_published_description() -> None:
     assert PAMR_DILATIONS == (8, 16)
 
 
+@pytest.mark.usefixtures("implementation")
 @pytest.mark.parametrize("offset", [-12, -8, -4, 4, 8, 12])
 def test_pamr_puts_a_coarse_boundary_exactly_on_the_colour_edge(offset: int) -> None:
     """A boundary up to 12 px off (about one ViT patch at working size) ends on the edge."""
@@ -35,6 +48,7 @@ def test_pamr_puts_a_coarse_boundary_exactly_on_the_colour_edge(offset: int) -> 
     assert (labels[:, :edge] == 0).all() and (labels[:, edge:] == 1).all()
 
 
+@pytest.mark.usefixtures("implementation")
 @pytest.mark.parametrize("size", [(5, 37), (3, 50), (40, 17), (1, 1)])
 def test_pamr_equals_the_description_on_images_smaller_than_a_dilation(size: tuple) -> None:
     """The flat padded buffer replicates edges exactly as padding each step would."""
@@ -47,8 +61,7 @@ def test_pamr_equals_the_description_on_images_smaller_than_a_dilation(size: tup
 
 def test_cpu_bands_give_the_result_of_one_band(monkeypatch: pytest.MonkeyPatch) -> None:
     """Working in bands of rows (to stay in the cache) changes nothing, bit for bit."""
-    from annotator.engine import refine
-
+    monkeypatch.setattr(refine, "USE_NATIVE", False)  # the bands are the torch version's
     rng = np.random.default_rng(1)
     image = torch.from_numpy(rng.random((3, 90, 61)))
     logits = torch.from_numpy(rng.normal(0, 4, (3, 90, 61))).float()
