@@ -85,18 +85,26 @@ def propose_once(segmenter: Segmenter, image: np.ndarray) -> None:
     segmenter.predict(CLASSES)
 
 
-def count_cpu_attention() -> None:
-    """torch's counter has no formula for the CPU fused-attention kernel (it counts 0 FLOPs);
-    give it the same formula torch uses for the CUDA kernels, so attention is not left out."""
+def count_cpu_kernels() -> None:
+    """torch's counter has no formula for two CPU kernels the engine uses (it counts 0 FLOPs):
+    the fused attention (given the formula torch uses for the CUDA kernels) and MKL's GEMM with a
+    packed weight (``annotator.engine._packed``: 2 M K N, as for any linear), so neither is left
+    out of the bound."""
     from torch.utils.flop_counter import register_flop_formula, sdpa_flop_count
 
-    target = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    if target is None:
-        return
+    attention = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if attention is not None:
 
-    @register_flop_formula(target)
-    def _flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001, ANN002, ANN003
-        return sdpa_flop_count(query_shape, key_shape, value_shape)
+        @register_flop_formula(attention)
+        def _attention(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001, ANN002, ANN003
+            return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+    packed = getattr(getattr(torch.ops, "mkl", None), "_mkl_linear", None)
+    if packed is not None:
+
+        @register_flop_formula(packed)
+        def _packed(x_shape, packed_shape, weight_shape, *args, out_shape=None, **kwargs) -> int:  # noqa: ANN001, ANN002, ANN003
+            return 2 * x_shape[0] * x_shape[1] * weight_shape[0]
 
 
 def count_flops(segmenter: Segmenter, image: np.ndarray) -> tuple[int, int]:
@@ -142,7 +150,7 @@ def cpu_figures(runs: int) -> None:
     )
     segmenter = create_segmenter(config)
     image = new_image(rng)
-    count_cpu_attention()
+    count_cpu_kernels()
     flops, attention = count_flops(segmenter, image)
     for _ in range(2):
         propose_once(segmenter, new_image(rng))
@@ -201,7 +209,7 @@ def preset_row(name: str, runs: int, rng: np.random.Generator) -> str:
 def preset_table(runs: int) -> None:
     from annotator.engine.presets import PRESETS
 
-    count_cpu_attention()
+    count_cpu_kernels()
     rng = np.random.default_rng(2)
     print(f"per preset, ViT-B-16 random init on the CPU, {SIZE}x{SIZE} images, {runs} runs each")
     print("preset         GFLOP  warm ms  ratio  known-5 ms  other-5 ms  1 new ms  tpl  RSS GB")

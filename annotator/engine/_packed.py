@@ -8,7 +8,7 @@ torch's own compiler uses for frozen float32 linears) does it once, for one row 
 The packed layout depends on the row count, and packing all of a ViT-B's weights takes ~0.1 s
 and as much memory as the weights, so a weight is packed only once two calls in a row have the
 same row count (the images of a folder mostly share a size; a mix of sizes keeps the plain path
-rather than repacking for every image), and only its latest packing is kept. A packing is
+rather than repacking for every image), and only one packing per weight is kept. A packing is
 dropped when its weight changes in place (training, ``load_state_dict``) or is freed.
 
 The packed GEMM runs the same kernel with the same operands and bias handling as ``F.linear``
@@ -32,9 +32,10 @@ MIN_ROWS = 64
 
 @dataclass
 class _Packing:
-    rows: int  # the row count the latest call had
-    version: int  # the weight's in-place version when packed
-    packed: Tensor | None = None  # packed for ``rows``, once two calls in a row had that count
+    last_rows: int  # the row count of the latest call
+    rows: int = 0  # the row count ``packed`` is for
+    version: tuple[int, int] = (0, -1)  # the weight's (address, in-place version) when packed
+    packed: Tensor | None = None
 
 
 _PACKINGS: WeakIdKeyDictionary = WeakIdKeyDictionary()
@@ -66,15 +67,26 @@ def _packable(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
 
 
 def _packed_weight(weight: Tensor, rows: int) -> Tensor | None:
-    """The packing of ``weight`` for ``rows`` rows, made on the second call in a row with them."""
+    """The packing of ``weight`` for ``rows`` rows, if there is one or the previous call had the
+    same row count (then it replaces the packing for another count). So a count that comes up
+    between calls of the packed one (the last, smaller batch of an image's windows) runs plain
+    rather than repacking each time, and so does a mix of image sizes."""
     with _LOCK:
         entry = _PACKINGS.get(weight)
-        version = weight._version
-        if entry is None or entry.rows != rows or entry.version != version:
-            _PACKINGS[weight] = _Packing(rows, version)
+        if entry is None:
+            _PACKINGS[weight] = _Packing(rows)
             return None
-        if entry.packed is None:
-            entry.packed = torch.ops.mkl._mkl_reorder_linear_weight(weight, rows)
+        version = (weight.data_ptr(), weight._version)
+        if entry.packed is not None and entry.version != version:
+            entry.packed = None  # changed in place (training, load_state_dict) or new ``.data``
+        repeated, entry.last_rows = entry.last_rows == rows, rows
+        if entry.packed is not None and entry.rows == rows:
+            return entry.packed
+        if not repeated:
+            return None
+        entry.packed = None  # free the old packing before making the new one
+        entry.packed = torch.ops.mkl._mkl_reorder_linear_weight(weight, rows)
+        entry.rows, entry.version = rows, version
         return entry.packed
 
 
