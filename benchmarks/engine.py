@@ -257,9 +257,13 @@ def main() -> None:
     args.runs = max(1, min(args.runs, len(VOCABULARY) // 5 - 1))
     if args.threads:
         torch.set_num_threads(args.threads)
+    from annotator.engine import _packed, _pamr_parts
+
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
-        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start"
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; PAMR: "
+        f"{'compiled loops' if _pamr_parts.available() else 'torch operations (not compiled)'}; "
+        f"packed linears: {'yes' if _packed._SUPPORTED else 'no (torch without MKL)'}"
     )
     if args.presets:
         preset_table(args.runs)
