@@ -206,14 +206,14 @@ def preset_row(name: str, runs: int, rng: np.random.Generator) -> str:
     )
 
 
-def preset_table(runs: int) -> None:
+def preset_table(runs: int, names: list[str] | None = None) -> None:
     from annotator.engine.presets import PRESETS
 
     count_cpu_kernels()
     rng = np.random.default_rng(2)
     print(f"per preset, ViT-B-16 random init on the CPU, {SIZE}x{SIZE} images, {runs} runs each")
     print("preset         GFLOP  warm ms  ratio  known-5 ms  other-5 ms  1 new ms  tpl  RSS GB")
-    for name in PRESETS:
+    for name in names or PRESETS:
         print(preset_row(name, runs, rng), flush=True)
     print("ratio = warm latency / (FLOPs / GEMM rate), target <= 1.5; known-5 target <= 20 ms")
     print("(the same 5 names again); other-5: 5 names with known text, new to this image;")
@@ -253,6 +253,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7, help="timed repetitions (at most 15)")
     parser.add_argument("--skip-cpu", action="store_true", help="only the GPU figure")
     parser.add_argument("--presets", action="store_true", help="only the table per preset")
+    parser.add_argument(
+        "--preset", action="append", dest="names", help="with --presets: only this one (repeatable)"
+    )
     args = parser.parse_args()
     args.runs = max(1, min(args.runs, len(VOCABULARY) // 5 - 1))
     if args.threads:
@@ -266,7 +269,7 @@ def main() -> None:
         f"packed linears: {'yes' if _packed._SUPPORTED else 'no (torch without MKL)'}"
     )
     if args.presets:
-        preset_table(args.runs)
+        preset_table(args.runs, args.names)
         print(f"load average {os.getloadavg()[0]:.1f} at the end (other processes share the CPU)")
         return
     if not args.skip_cpu:

@@ -19,6 +19,8 @@ on the CPU, so the results are the same to the last bit (checked in the tests); 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +42,20 @@ class _Packing:
 
 _PACKINGS: WeakIdKeyDictionary = WeakIdKeyDictionary()
 _LOCK = threading.Lock()
+_STATE = threading.local()
+
+
+@contextmanager
+def packing() -> Iterator[None]:
+    """Let :func:`linear` pack weights on this thread inside the block (the image tower's forward:
+    one row count per image size; the text tower's counts change with every name, and its
+    repacking would only grow the process's memory)."""
+    before = getattr(_STATE, "enabled", False)
+    _STATE.enabled = True
+    try:
+        yield
+    finally:
+        _STATE.enabled = before
 
 
 def _supported() -> bool:
@@ -54,6 +70,8 @@ _SUPPORTED = _supported()
 
 
 def _packable(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
+    if not getattr(_STATE, "enabled", False):
+        return False
     tensors = (x, weight) if bias is None else (x, weight, bias)
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return False

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from annotator.engine._packed import packing
 from annotator.engine.config import EngineConfigError
 from annotator.engine.heads import HeadFn, get_head
 from annotator.engine.heads._attention import (
@@ -97,9 +98,10 @@ class ClipDenseEncoder(nn.Module):
         """``pixels`` ``[B, 3, H, W]`` normalised -> features ``[B, D, H / p, W / p]``."""
         x, grid = self._tokens(pixels)
         blocks = self.visual.transformer.resblocks
-        for block in blocks[:-1]:
-            x = standard_block(block, x)
-        x = self.head(blocks[-1], x, grid)
+        with packing():
+            for block in blocks[:-1]:
+                x = standard_block(block, x)
+            x = self.head(blocks[-1], x, grid)
         x = self.visual.ln_post(x[:, 1:]) @ self.visual.proj.to(x.dtype)
         return x.transpose(1, 2).reshape(x.shape[0], -1, *grid)
 

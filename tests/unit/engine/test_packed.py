@@ -3,14 +3,27 @@ packed only for a row count that repeats, and the plain path wherever packing ca
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from annotator.engine import _packed
-from annotator.engine._packed import linear
+from annotator.engine._packed import linear, packing
+from annotator.engine.config import EngineConfig
+from annotator.engine.segmenter import create_segmenter
+from tests.unit.engine.helpers import TINY_MODEL
 
 pytestmark = pytest.mark.skipif(not _packed._SUPPORTED, reason="torch without MKL's packed GEMM")
+
+
+@pytest.fixture(autouse=True)
+def _packing_on() -> Iterator[None]:
+    """The tests call linear() as the image tower's forward does: inside packing()."""
+    with packing():
+        yield
 
 
 def _layer(inputs: int = 96, outputs: int = 80) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,6 +74,39 @@ def test_only_a_repeated_row_count_is_packed_and_an_odd_one_keeps_it() -> None:
         assert out.shape == (rows, 80)
     entry = _packed._PACKINGS.get(weight)
     assert entry.packed is not None and entry.rows == 300
+
+
+def test_weights_are_packed_only_where_packing_is_asked_for() -> None:
+    weight, bias = _layer()
+    x = torch.randn(128, 96)
+    _packed._STATE.enabled = False  # outside a packing() block
+    try:
+        for _ in range(3):
+            assert torch.equal(linear(x, weight, bias), F.linear(x, weight, bias))
+        assert _packed_for(weight) is None
+    finally:
+        _packed._STATE.enabled = True
+
+
+def test_the_image_tower_packs_its_weights_and_the_text_tower_does_not() -> None:
+    """Only the image tower's forward packs (one row count per image size); the text tower's
+    row counts change with every name, so packing there would only grow memory."""
+    config = EngineConfig(
+        model=TINY_MODEL, pretrained=None, head="naclip", short_side=160, text_cache=False
+    )
+    segmenter = create_segmenter(config)
+    _packed._STATE.enabled = False  # as on any thread outside the image tower
+    try:
+        for batch in range(3):  # batches of 30 new names of the same length: hundreds of rows
+            segmenter.clear_cache()
+            segmenter.set_image(np.zeros((160, 160, 3), np.uint8))  # 100 patches + 1
+            segmenter.encode_text([f"thing {batch} {index:02d}" for index in range(30)])
+    finally:
+        _packed._STATE.enabled = True
+    visual = segmenter.backbone.image_encoder.visual.transformer.resblocks
+    text = segmenter.backbone.text_encoder.model.transformer.resblocks
+    assert all(_packed_for(block.mlp.c_fc.weight) is not None for block in visual[:-1])
+    assert all(_packed_for(block.mlp.c_fc.weight) is None for block in text)
 
 
 def test_training_small_and_other_inputs_take_the_plain_path() -> None:
