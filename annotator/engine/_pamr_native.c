@@ -27,8 +27,12 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-/* Vector clones for x86-64 CPUs that have AVX2 (chosen at load time); no FMA in either clone. */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__ELF__) && !defined(__clang__)
+/* Vector clones for x86-64 CPUs with AVX-512 (x86-64-v4) or AVX2, chosen at load time; with
+ * contraction off, neither uses fused multiply-adds. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__ELF__) && !defined(__clang__) && \
+    __GNUC__ >= 12
+#define ROW_LOOP __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#elif defined(__GNUC__) && defined(__x86_64__) && defined(__ELF__) && !defined(__clang__)
 #define ROW_LOOP __attribute__((target_clones("avx2", "default")))
 #else
 #define ROW_LOOP
