@@ -36,13 +36,20 @@ class JobRunner(QObject):
         self.dialog: QProgressDialog | None = None
         #: Called with the result of the next job that finishes (then forgotten).
         self.on_done: Callable[[Any], None] | None = None
+        #: What the running job is doing, in words ("Exporting…"); empty when idle.
+        self.title = ""
 
     @property
     def busy(self) -> bool:
         return self.worker is not None
 
+    def cancel(self) -> None:
+        """Ask the running job to stop after its current step (nothing is left half written)."""
+        self._stop.set()
+
     def start(self, title: str, factory: Callable[..., Any], *args: Any) -> None:
         self._stop.clear()
+        self.title = title
         dialog = QProgressDialog(title, "Cancel", 0, 0, self._parent)
         dialog.setWindowModality(Qt.WindowModality.NonModal)
         dialog.setMinimumDuration(0)
@@ -83,4 +90,5 @@ class JobRunner(QObject):
         self.dialog = None
         self.worker = None
         self.on_done = None
+        self.title = ""
         self.ended.emit()

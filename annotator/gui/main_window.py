@@ -301,6 +301,9 @@ class MainWindow(QMainWindow):
         current = self.workspace.project
         if current is not None and Path(folder).resolve() == current.root:
             return
+        if self.jobs.busy:  # an import or export works in the open folder
+            self._open_after_the_job(folder)
+            return
         self.statusBar().showMessage(f"Opening {folder}…")
         # _project_failed shows the error; without _ignore_errors superqt also re-raises it
         worker = create_worker(Project.open, folder, _start_thread=False, _ignore_errors=True)
@@ -309,6 +312,23 @@ class MainWindow(QMainWindow):
         worker.finished.connect(self._opening_done)
         self._opening = worker  # keep a reference until it finishes
         worker.start()
+
+    def _open_after_the_job(self, folder: str | Path) -> None:
+        """Opening another folder closes this one, under a running import or export: ask to
+        cancel the job (it stops after its current image), then open ``folder`` once it has."""
+        doing = self.jobs.title.rstrip("…. ").lower() or "a job"
+        question = (
+            f"{doing.capitalize()} is still running in this folder. Cancel it and open "
+            f"{folder}?\n\nWhat it has written so far stays."
+        )
+        answer = QMessageBox.question(self, "A job is running", question)
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self.statusBar().showMessage(f"Stopping {doing}, then opening {folder}…")
+        self.jobs.ended.connect(
+            lambda: self.open_folder(folder), Qt.ConnectionType.SingleShotConnection
+        )
+        self.jobs.cancel()
 
     def _project_failed(self, error: BaseException) -> None:
         if self._closed:

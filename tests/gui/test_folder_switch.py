@@ -1,12 +1,15 @@
 """Opening another folder (or closing the window) while work on the last one is still under way:
-that work is dropped quietly, and nothing from the old folder shows up in the new one."""
+that work is dropped quietly, and nothing from the old folder shows up in the new one; a running
+import or export is first cancelled, if the user says so."""
 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from _gui_helpers import TIMEOUT, add_class, open_window
 from PIL import Image
 
@@ -108,8 +111,6 @@ def test_a_proposal_asked_for_in_the_last_folder_is_not_shown_in_the_new_one(
     qtbot.wait(100)
     assert ws.current.proposal is None or not np.array_equal(ws.current.proposal, old.label_map)
     window.close()
-
-
 
 
 def _hold_the_engine(monkeypatch) -> tuple[threading.Event, threading.Event]:
@@ -271,3 +272,60 @@ def test_closing_the_window_while_a_folder_opens_leaves_that_folder_free(
     except ProjectLockedError as error:  # pragma: no cover - the failure this test guards
         raise AssertionError(f"the closed window kept the folder locked: {error}") from error
     assert window.workspace.project is None
+
+
+def _slow_job(project, steps: list, should_stop):
+    """An import-like job: reads the project at every step until asked to stop."""
+    from annotator.progress import Progress
+
+    while not should_stop():
+        project.list_images()  # raises ProjectClosedError once the project is closed
+        steps.append(len(steps))
+        yield Progress(len(steps), 0, "working")
+        time.sleep(0.01)
+    return len(steps)
+
+
+@pytest.mark.parametrize("answer", ["cancel the job", "keep the job"])
+def test_opening_another_folder_during_an_export_asks_and_waits_for_it(
+    qtbot, image_folder: Path, planted, tmp_path: Path, monkeypatch, answer: str
+) -> None:
+    """Before: the switch closed the folder under the running job, which then failed with
+    "project closed" in the new folder. Now the user is asked; a cancelled job stops after its
+    current step, and only then does the other folder open."""
+    from PySide6.QtWidgets import QMessageBox
+
+    window = open_window(qtbot, image_folder)
+    first = window.workspace.project
+    failures: list[str] = []
+    window.jobs.failed.connect(lambda message, details: failures.append(message))
+    results: list[int] = []
+    window.jobs.finished.connect(results.append)
+    steps: list[int] = []
+    window.jobs.start("Exporting…", _slow_job, first, steps)
+    qtbot.waitUntil(lambda: len(steps) >= 3, timeout=TIMEOUT)  # the job is under way
+    questions: list[str] = []
+    yes = answer == "cancel the job"
+
+    def ask(parent, title, text, *args, **kwargs):
+        questions.append(text)
+        return QMessageBox.StandardButton.Yes if yes else QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(QMessageBox, "question", ask)
+    other = _other_folder(tmp_path)
+    window.open_folder(other)
+    assert len(questions) == 1 and questions[0].startswith("Exporting is still running")
+    ws = window.workspace
+    if yes:
+        qtbot.waitUntil(
+            lambda: ws.current is not None and ws.project.root == other, timeout=TIMEOUT
+        )
+        assert not window.jobs.busy and results and results[0] > 0
+    else:
+        qtbot.wait(300)
+        assert failures == [] and window.jobs.busy
+        assert ws.project is first and not first.closed
+        window.jobs.cancel()
+        qtbot.waitUntil(lambda: not window.jobs.busy, timeout=TIMEOUT)
+    assert failures == [] and not window.notice.isVisible()
+    window.close()
